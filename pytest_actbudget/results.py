@@ -1,0 +1,395 @@
+"""Frozen result types shared by every stage: measure -> group -> check -> report.
+
+Everything here is plain data with derived properties and a JSON form
+(``to_dict`` / ``from_dict``), which is also how results travel from xdist workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+#: Absolute metrics: measured per module (inclusive of descendants) and summed per group.
+ABSOLUTE_METRICS: tuple[str, ...] = ("flops", "activations", "params", "act_bytes", "saved_bytes")
+#: Share metrics: a group's fraction of the model's total (0..1).
+SHARE_METRICS: tuple[str, ...] = ("flops_share", "act_share")
+METRICS: tuple[str, ...] = ABSOLUTE_METRICS + SHARE_METRICS
+#: The metric each share is a fraction of.
+SHARE_OF: Mapping[str, str] = {"flops_share": "flops", "act_share": "activations"}
+
+Outcome = Literal["passed", "over_budget", "no_budget", "error"]
+OTHER_GROUP = "(other)"
+TOTAL_GROUP = "total"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Shape and dtype of one tensor (dtype as torch names it, without ``torch.``)."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shape": list(self.shape), "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
+        return cls(shape=tuple(data["shape"]), dtype=data["dtype"])
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """One module of a measured model. Every number includes the module's descendants,
+    as fvcore's ``by_module()`` does; the root ``""`` holds the model's totals."""
+
+    path: str
+    type: str
+    output_shape: tuple[int, ...] | None  # first tensor output of the first call
+    output_dtype: str | None
+    params: int  # shared parameters counted once
+    trainable: int  # params with requires_grad
+    flops: int
+    activations: int
+    act_bytes: int  # bytes of outputs of the leaf modules in this subtree, over all calls
+    saved_bytes: int  # bytes autograd saved for backward during this subtree's forward
+    calls: int  # forward calls during the measurement; 0 for a module never called
+    leaf: bool  # has no child modules
+
+    @property
+    def depth(self) -> int:
+        return 0 if not self.path else self.path.count(".") + 1
+
+    def metric(self, name: str) -> int:
+        value: int = getattr(self, name)
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "type": self.type,
+            "output_shape": list(self.output_shape) if self.output_shape is not None else None,
+            "output_dtype": self.output_dtype,
+            "params": self.params,
+            "trainable": self.trainable,
+            "flops": self.flops,
+            "activations": self.activations,
+            "act_bytes": self.act_bytes,
+            "saved_bytes": self.saved_bytes,
+            "calls": self.calls,
+            "leaf": self.leaf,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LayerStats:
+        shape = data.get("output_shape")
+        return cls(
+            path=data["path"],
+            type=data["type"],
+            output_shape=tuple(shape) if shape is not None else None,
+            output_dtype=data.get("output_dtype"),
+            params=data["params"],
+            trainable=data["trainable"],
+            flops=data["flops"],
+            activations=data["activations"],
+            act_bytes=data["act_bytes"],
+            saved_bytes=data.get("saved_bytes", 0),
+            calls=data.get("calls", 1),
+            leaf=data.get("leaf", True),
+        )
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything measured about one (model, inputs) pair.
+
+    ``layers`` holds the root first, then every module in forward (first-call) order,
+    then modules that were never called, in ``named_modules()`` order.
+    """
+
+    model: str  # class name of the root module
+    inputs: tuple[TensorSpec, ...]
+    counting: str  # "fvcore" | "macs"
+    layers: tuple[LayerStats, ...]
+    uncounted_ops: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> LayerStats:
+        return self.layer("")
+
+    @cached_property
+    def _by_path(self) -> dict[str, LayerStats]:
+        return {layer.path: layer for layer in self.layers}
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(layer.path for layer in self.layers)
+
+    def layer(self, path: str) -> LayerStats:
+        return self._by_path[path]
+
+    def has_layer(self, path: str) -> bool:
+        return path in self._by_path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "inputs": [spec.to_dict() for spec in self.inputs],
+            "counting": self.counting,
+            "layers": [layer.to_dict() for layer in self.layers],
+            "uncounted_ops": dict(sorted(self.uncounted_ops.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Profile:
+        return cls(
+            model=data["model"],
+            inputs=tuple(TensorSpec.from_dict(spec) for spec in data["inputs"]),
+            counting=data["counting"],
+            layers=tuple(LayerStats.from_dict(layer) for layer in data["layers"]),
+            uncounted_ops=dict(data.get("uncounted_ops", {})),
+        )
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """The measured numbers of one layer group: sums over its top-most matched modules."""
+
+    name: str
+    patterns: tuple[str, ...]
+    modules: tuple[str, ...]  # top-most matched module paths, in forward order
+    flops: int
+    activations: int
+    params: int
+    act_bytes: int
+    saved_bytes: int
+    flops_share: float
+    act_share: float
+
+    def metric(self, name: str) -> float:
+        value: float = getattr(self, name)
+        return value
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {name: self.metric(name) for name in METRICS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GroupStats:
+        metrics = data["metrics"]
+        return cls(
+            name=data["name"],
+            patterns=tuple(data.get("patterns", data["modules"])),
+            modules=tuple(data["modules"]),
+            **{name: metrics.get(name, 0) for name in METRICS},
+        )
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One exceeded budget."""
+
+    group: str  # a group name, or "total"
+    metric: str
+    measured: float
+    budget: float
+
+    @property
+    def is_share(self) -> bool:
+        return self.metric in SHARE_METRICS
+
+    @property
+    def over(self) -> float:
+        """How far over: a fraction of the budget, or percentage points for shares."""
+        if self.is_share:
+            return (self.measured - self.budget) * 100.0
+        if self.budget == 0:
+            return float("inf")
+        return self.measured / self.budget - 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "measured": self.measured, "budget": self.budget}
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """A group's numbers, the budgets set for it and the ones it exceeded."""
+
+    stats: GroupStats
+    budgets: Mapping[str, float] = field(default_factory=dict)
+    violations: tuple[Violation, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.stats.name
+
+    def budget_use(self, metric: str) -> float | None:
+        """measured / budget for one metric, None when it has no budget."""
+        budget = self.budgets.get(metric)
+        if budget is None:
+            return None
+        measured = self.stats.metric(metric)
+        if budget == 0:
+            return float("inf") if measured > 0 else 0.0
+        return measured / budget
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "patterns": list(self.stats.patterns),
+            "modules": list(self.stats.modules),
+            "metrics": {name: _plain(name, self.stats.metric(name)) for name in METRICS},
+            "budgets": {name: _plain(name, value) for name, value in self.budgets.items()},
+            "violations": [
+                {
+                    "metric": v.metric,
+                    "measured": _plain(v.metric, v.measured),
+                    "budget": _plain(v.metric, v.budget),
+                }
+                for v in self.violations
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GroupResult:
+        name = data["name"]
+        return cls(
+            stats=GroupStats.from_dict(data),
+            budgets=dict(data.get("budgets", {})),
+            violations=tuple(
+                Violation(name, v["metric"], v["measured"], v["budget"])
+                for v in data.get("violations", [])
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    """The outcome of checking one model against one budget entry."""
+
+    name: str
+    nodeid: str
+    outcome: Outcome
+    counting: str
+    profile: Profile | None = None
+    groups: tuple[GroupResult, ...] = ()  # "(other)" last when something is unclaimed
+    total: GroupResult | None = None  # the whole model, named "total"; None without a profile
+    budget_file: str | None = None
+    budget_line: int | None = None
+    message: str = ""  # the failure text for every outcome but "passed"
+
+    @property
+    def violations(self) -> tuple[Violation, ...]:
+        found = [v for group in self.groups for v in group.violations]
+        if self.total is not None:
+            found.extend(self.total.violations)
+        return tuple(found)
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+    @property
+    def location(self) -> str:
+        """``budgets.yaml:4`` — where the entry is, or the file alone."""
+        if self.budget_file is None:
+            return ""
+        return f"{self.budget_file}:{self.budget_line}" if self.budget_line else self.budget_file
+
+    def group_of(self, path: str) -> str | None:
+        """The group a module belongs to (through itself or an ancestor); None for the
+        ancestors of claimed modules, which span several groups."""
+        for group in self.groups:
+            for module in group.stats.modules:
+                if module == "" or path == module or path.startswith(module + "."):
+                    return group.name
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        profile = self.profile
+        data: dict[str, Any] = {
+            "name": self.name,
+            "nodeid": self.nodeid,
+            "model": profile.model if profile else None,
+            "inputs": [spec.to_dict() for spec in profile.inputs] if profile else [],
+            "counting": self.counting,
+            "outcome": self.outcome,
+            "message": self.message,
+            "budget_file": self.budget_file,
+            "budget_line": self.budget_line,
+            "total": (
+                {name: profile.total.metric(name) for name in ABSOLUTE_METRICS} if profile else {}
+            ),
+            "total_budgets": (
+                {k: _plain(k, v) for k, v in self.total.budgets.items()} if self.total else {}
+            ),
+            "total_violations": (
+                [v.to_dict() for v in self.total.violations] if self.total else []
+            ),
+            "groups": [group.to_dict() for group in self.groups],
+            "layers": [
+                {**layer.to_dict(), "group": self.group_of(layer.path)}
+                for layer in (profile.layers if profile else ())
+            ],
+            "uncounted_ops": dict(sorted(profile.uncounted_ops.items())) if profile else {},
+        }
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BudgetResult:
+        profile = None
+        if data.get("model") is not None:
+            profile = Profile(
+                model=data["model"],
+                inputs=tuple(TensorSpec.from_dict(spec) for spec in data["inputs"]),
+                counting=data["counting"],
+                layers=tuple(LayerStats.from_dict(layer) for layer in data["layers"]),
+                uncounted_ops=dict(data.get("uncounted_ops", {})),
+            )
+        total = None
+        if profile is not None:
+            total = GroupResult(
+                stats=total_stats(profile),
+                budgets=dict(data.get("total_budgets", {})),
+                violations=tuple(
+                    Violation(TOTAL_GROUP, v["metric"], v["measured"], v["budget"])
+                    for v in data.get("total_violations", [])
+                ),
+            )
+        return cls(
+            name=data["name"],
+            nodeid=data["nodeid"],
+            outcome=data["outcome"],
+            counting=data["counting"],
+            profile=profile,
+            groups=tuple(GroupResult.from_dict(group) for group in data.get("groups", [])),
+            total=total,
+            budget_file=data.get("budget_file"),
+            budget_line=data.get("budget_line"),
+            message=data.get("message", ""),
+        )
+
+
+def total_stats(profile: Profile) -> GroupStats:
+    """The whole model as one group named ``total``."""
+    root = profile.total
+    return GroupStats(
+        name=TOTAL_GROUP,
+        patterns=("",),
+        modules=("",),
+        flops=root.flops,
+        activations=root.activations,
+        params=root.params,
+        act_bytes=root.act_bytes,
+        saved_bytes=root.saved_bytes,
+        flops_share=1.0,
+        act_share=1.0,
+    )
+
+
+def _plain(metric: str, value: float) -> float | int:
+    """Budgets and measurements as JSON numbers: integers for counts, floats for shares."""
+    if metric in SHARE_METRICS:
+        return float(value)
+    return int(value) if float(value).is_integer() else float(value)
