@@ -1,0 +1,147 @@
+"""Layer groups: glob patterns over module paths -> disjoint module sets -> GroupStats.
+
+Pure functions over a :class:`~pytest_actbudget.results.Profile`; no torch, no pytest.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from fnmatch import fnmatchcase
+
+from .errors import GroupingError
+from .results import ABSOLUTE_METRICS, OTHER_GROUP, GroupStats, Profile
+
+GroupPatterns = Mapping[str, Sequence[str]]
+
+
+def auto_groups(profile: Profile) -> dict[str, tuple[str, ...]]:
+    """One group per direct child of the root module, named by its path."""
+    return {layer.path: (layer.path,) for layer in profile.layers if layer.depth == 1}
+
+
+def ancestors(path: str) -> Iterable[str]:
+    """Strict ancestors of a module path, nearest first, ending with the root ``""``."""
+    while path:
+        path = path.rpartition(".")[0]
+        yield path
+
+
+def is_within(path: str, top: str) -> bool:
+    """True when ``path`` is ``top`` or one of its descendants."""
+    return top == "" or path == top or path.startswith(top + ".")
+
+
+def resolve(profile: Profile, groups: GroupPatterns) -> dict[str, tuple[str, ...]]:
+    """Map each group to its top-most matched module paths, in forward order.
+
+    A matched module includes its descendants, so a match below another match of the
+    same group is dropped. Raises GroupingError for a pattern that matches nothing
+    (naming the nearest paths) and for a module claimed by two groups.
+    """
+    paths = profile.paths
+    resolved: dict[str, tuple[str, ...]] = {}
+    for name, patterns in groups.items():
+        matched: set[str] = set()
+        for pattern in patterns:
+            hits = {path for path in paths if fnmatchcase(path, pattern)}
+            if not hits:
+                raise GroupingError(_no_match_message(name, pattern, paths))
+            matched |= hits
+        resolved[name] = tuple(
+            path for path in paths if path in matched and not any(a in matched for a in ancestors(path))
+        )
+    _reject_overlaps(resolved)
+    return resolved
+
+
+def group_profile(profile: Profile, groups: GroupPatterns) -> tuple[GroupStats, ...]:
+    """GroupStats for every group, plus ``(other)`` for whatever no group claims.
+
+    ``(other)`` is the model total minus the claimed groups, so it also holds the work
+    done directly in a container's own forward (a residual add, a flatten).
+    """
+    resolved = resolve(profile, groups)
+    total = profile.total
+    stats = [
+        _stats(profile, name, tuple(groups[name]), modules) for name, modules in resolved.items()
+    ]
+    claimed = {path for modules in resolved.values() for path in modules}
+    leftovers = _unclaimed_tops(profile, claimed)
+    sums = {metric: total.metric(metric) - sum(int(s.metric(metric)) for s in stats) for metric in ABSOLUTE_METRICS}
+    if leftovers or any(sums.values()):
+        other = {metric: max(value, 0) for metric, value in sums.items()}
+        stats.append(
+            GroupStats(
+                name=OTHER_GROUP,
+                patterns=(),
+                modules=leftovers,
+                flops_share=_share(other["flops"], total.flops),
+                act_share=_share(other["activations"], total.activations),
+                **other,
+            )
+        )
+    return tuple(stats)
+
+
+def _stats(profile: Profile, name: str, patterns: tuple[str, ...], modules: tuple[str, ...]) -> GroupStats:
+    sums = {
+        metric: sum(profile.layer(path).metric(metric) for path in modules) for metric in ABSOLUTE_METRICS
+    }
+    total = profile.total
+    return GroupStats(
+        name=name,
+        patterns=patterns,
+        modules=modules,
+        flops_share=_share(sums["flops"], total.flops),
+        act_share=_share(sums["activations"], total.activations),
+        **sums,
+    )
+
+
+def _share(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def _unclaimed_tops(profile: Profile, claimed: set[str]) -> tuple[str, ...]:
+    """Top-most modules that no group claims and that hold no claimed module."""
+    if "" in claimed:
+        return ()
+    holders = {a for path in claimed for a in ancestors(path)}
+    return tuple(
+        layer.path
+        for layer in profile.layers
+        if layer.path
+        and layer.path not in claimed
+        and layer.path not in holders
+        and layer.path.rpartition(".")[0] in holders | {""}
+    )
+
+
+def _reject_overlaps(resolved: Mapping[str, tuple[str, ...]]) -> None:
+    owner: dict[str, str] = {}
+    for name, modules in resolved.items():
+        for path in modules:
+            owner.setdefault(path, name)
+    for name, modules in resolved.items():
+        for path in modules:
+            if owner[path] != name:
+                raise GroupingError(
+                    f"module '{path}' is claimed by two groups: '{owner[path]}' and '{name}'; "
+                    "each module may belong to one group only"
+                )
+            for above in ancestors(path):
+                other = owner.get(above)
+                if other is not None and other != name:
+                    raise GroupingError(
+                        f"module '{path}' is claimed by two groups: '{name}' directly and "
+                        f"'{other}' through its ancestor '{above or '(root)'}'; "
+                        "each module may belong to one group only"
+                    )
+
+
+def _no_match_message(group: str, pattern: str, paths: Sequence[str]) -> str:
+    candidates = [path for path in paths if path]
+    nearest = difflib.get_close_matches(pattern, candidates, n=3, cutoff=0.0)
+    hint = ", ".join(f"'{path}'" for path in nearest) if nearest else "(the model has no submodules)"
+    return f"group '{group}': pattern '{pattern}' matched no module; nearest: {hint}"
