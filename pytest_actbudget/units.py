@@ -27,6 +27,7 @@ _BYTE_UNITS: Final = {"B": 1, **_SI, **_DECIMAL_BYTES, **_BINARY_BYTES}
 
 # Wide enough that no division or product below is ever rounded.
 _EXACT: Final = Context(prec=200)
+_MAX_EXPONENT: Final = 1000
 _NUMBER: Final = re.compile(
     r"(?P<num>[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE](?P<exp>[+-]?[0-9]+))?"
     r"\s*(?P<unit>[A-Za-z%]*)"
@@ -92,10 +93,12 @@ def _parse(value: object, kind: str) -> Decimal:
         match = _NUMBER.fullmatch(text)
         if match is None:
             raise ValueError(f"{value!r} is not {_NOUN[kind]}; {how}")
+        # A huge exponent would overflow the Decimal context (an ArithmeticError, not
+        # a ValueError); anything past float range is refused below anyway.
+        if match["exp"] and abs(int(match["exp"])) > _MAX_EXPONENT:
+            raise ValueError(f"{value!r} is too large; {how}")
         digits = match["num"].replace("_", "")
         number = Decimal(digits + (f"E{match['exp']}" if match["exp"] else ""))
-        if not number.is_finite():  # pragma: no cover - the regex admits digits only
-            raise ValueError(f"{value!r} is not a finite number; {how}")
         unit = match["unit"]
     if kind == "count":
         scale = _SI.get(unit) if unit else 1
@@ -124,7 +127,15 @@ def parse_quantity(value: object, metric: str) -> float:
         what = f"{value!r}" if isinstance(value, str) else str(value)
         limit = "100%" if isinstance(value, str) and value.strip().endswith("%") else "1 (100%)"
         raise ValueError(f"{what} is more than {limit}; {_HOW['share']}")
-    return float(number)
+    return _to_float(number, value, _HOW[kind])
+
+
+def _to_float(number: Decimal, value: object, how: str) -> float:
+    """The float of an exact Decimal; refuses what only fits as ``inf``."""
+    result = float(number)
+    if not math.isfinite(result):
+        raise ValueError(f"{_show(value)} is too large; {how}")
+    return result
 
 
 def parse_percent(value: object) -> float:
@@ -137,7 +148,7 @@ def parse_percent(value: object) -> float:
         raise ValueError(
             f"{shown} is ambiguous as a percentage; write {shown}% or a fraction (e.g. 0.1)"
         )
-    return float(number)
+    return _to_float(number, value, _HOW["percent"])
 
 
 def format_percent(value: float) -> str:
