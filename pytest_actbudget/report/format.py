@@ -1,0 +1,121 @@
+"""Number and text formatting shared by every renderer.
+
+Renderers differ in markup, not in what a number reads like: ``472.1M`` flops,
+``29.4%`` share, ``93%`` budget use and ``+263.2%`` over read the same in the
+terminal, Markdown and HTML.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+from pytest_actbudget.results import BudgetResult, GroupResult, TensorSpec, Violation
+from pytest_actbudget.units import human
+
+__all__ = [
+    "GROUP_COLUMNS",
+    "OUTCOME_WORDS",
+    "bar",
+    "group_use",
+    "headline",
+    "human",
+    "inputs_text",
+    "ordered",
+    "over_text",
+    "shape_text",
+    "uncounted_text",
+    "use_text",
+]
+
+#: The metrics every group table shows, in column order.
+GROUP_COLUMNS: tuple[str, ...] = ("flops", "flops_share", "activations", "params", "act_bytes")
+
+#: How an outcome reads in a report; shouting marks the ones that need a look.
+OUTCOME_WORDS: Mapping[str, str] = {
+    "passed": "passed",
+    "over_budget": "OVER BUDGET",
+    "no_budget": "NO BUDGET",
+    "error": "ERROR",
+}
+
+# Violations first, so a reviewer sees what failed before what passed.
+_OUTCOME_RANK: Mapping[str, int] = {"over_budget": 0, "error": 1, "no_budget": 2, "passed": 3}
+
+# Eighth blocks make a fixed-width bar show small differences between groups.
+_BLOCKS = " ▏▎▍▌▋▊▉█"
+
+
+def ordered(results: Iterable[BudgetResult]) -> list[BudgetResult]:
+    """Results with violations first (over budget, error, no budget, passed), otherwise in
+    the caller's order (a stable sort)."""
+    return sorted(results, key=lambda result: _OUTCOME_RANK.get(result.outcome, 0))
+
+
+def headline(results: Sequence[BudgetResult]) -> str:
+    """``3 entries checked: 1 over budget, 1 error`` — the one line a reviewer reads first."""
+    count = len(results)
+    noun = "entry" if count == 1 else "entries"
+    parts = []
+    for outcome, word in (
+        ("over_budget", "over budget"),
+        ("error", "error"),
+        ("no_budget", "without budget"),
+    ):
+        found = sum(1 for result in results if result.outcome == outcome)
+        if found:
+            plural = "s" if outcome == "error" and found != 1 else ""
+            parts.append(f"{found} {word}{plural}")
+    status = ", ".join(parts) if parts else "all within budget"
+    return f"{count} {noun} checked: {status}"
+
+
+def shape_text(shape: Sequence[int] | None, sep: str = " x ") -> str:
+    """``64 x 64 x 14 x 14`` as fastai's learn.summary writes it; ``-`` for no tensor."""
+    if shape is None:
+        return "-"
+    return sep.join(str(size) for size in shape) if shape else "scalar"
+
+
+def inputs_text(inputs: Sequence[TensorSpec]) -> str:
+    """``64x3x28x28 float32, 64 int64`` — the example inputs of a measurement."""
+    return ", ".join(f"{shape_text(spec.shape, 'x')} {spec.dtype}" for spec in inputs)
+
+
+def group_use(group: GroupResult) -> float | None:
+    """The largest measured/budget over the group's budgets; None without a budget."""
+    uses = [use for metric in group.budgets if (use := group.budget_use(metric)) is not None]
+    return max(uses) if uses else None
+
+
+def use_text(use: float | None) -> str:
+    """``93%`` of the budget used; ``-`` without a budget."""
+    if use is None:
+        return "-"
+    if math.isinf(use):
+        return "inf"
+    return f"{use * 100:.0f}%"
+
+
+def over_text(violation: Violation) -> str:
+    """``+263.2%`` over an absolute budget, ``+14.4 pts`` over a share budget."""
+    over = violation.over
+    if math.isinf(over):
+        return "over a zero budget"
+    if violation.is_share:
+        return f"+{over:.1f} pts"
+    return f"+{over * 100:.1f}%"
+
+
+def bar(fraction: float, width: int = 10) -> str:
+    """A fixed-width bar of unicode blocks (eighths) for a fraction in 0..1."""
+    fraction = min(max(fraction, 0.0), 1.0) if math.isfinite(fraction) else 0.0
+    eighths = round(fraction * width * 8)
+    full, part = divmod(eighths, 8)
+    text = "█" * full + (_BLOCKS[part] if part else "")
+    return text.ljust(width)
+
+
+def uncounted_text(ops: Mapping[str, int]) -> str:
+    """``aten::max_pool2d x1, aten::add_ x4`` — operators no FLOP handle counted."""
+    return ", ".join(f"{op} x{count}" for op, count in sorted(ops.items()))

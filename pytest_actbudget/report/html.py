@@ -1,0 +1,187 @@
+"""The HTML report: one self-contained file with inline CSS and SVG charts.
+
+No script, no font, no image and no URL of any kind: opening the file makes no
+request. Every string taken from user code goes through :func:`_e` (``html.escape``
+with quotes), in text and in attributes alike.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from pytest_actbudget.report.format import (
+    OUTCOME_WORDS,
+    group_use,
+    headline,
+    human,
+    inputs_text,
+    ordered,
+    over_text,
+    shape_text,
+    uncounted_text,
+    use_text,
+)
+from pytest_actbudget.report.html_charts import group_chart, layer_chart
+from pytest_actbudget.results import BudgetResult
+
+__all__ = ["render"]
+
+_CSS = """
+body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em;
+       color: #1f2328; background: #fff; max-width: 1100px; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: .5em 0 1em; }
+th, td { padding: 2px 10px; border-bottom: 1px solid #d0d7de; text-align: left; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.outcome { padding: 1px 6px; border-radius: 4px; font-size: .8em; color: #fff; }
+.outcome.passed { background: #1a7f37; }
+.outcome.over_budget, .outcome.error { background: #cf222e; }
+.outcome.no_budget { background: #9a6700; }
+.meta, .nodeid { color: #59636e; } .message { white-space: pre-wrap; color: #9a6700; }
+tr.over td { color: #cf222e; font-weight: 600; }
+.charts { display: flex; flex-wrap: wrap; gap: 24px; }
+figure { margin: 0 0 1em; } figcaption { font-weight: 600; margin-bottom: 4px; }
+svg text { font: 11px system-ui, sans-serif; fill: #1f2328; }
+svg .bar { fill: #0969da; } svg .bar.over { fill: #cf222e; }
+svg .bar.flops { fill: #0969da; } svg .bar.activations { fill: #bf8700; }
+svg .bar.params { fill: #8250df; }
+svg .budget { stroke: #1f2328; stroke-width: 3; }
+.legend { font-weight: normal; color: #59636e; font-size: .85em; }
+svg .budget.share { stroke-dasharray: 4 2; }
+svg .track { fill: #f6f8fa; }
+details { margin: .5em 0 1em; } code { font-size: .95em; }
+"""
+
+
+def _e(text: object) -> str:
+    """Escape for HTML text and attribute values alike."""
+    return html.escape(str(text), quote=True)
+
+
+def render(results: Sequence[BudgetResult]) -> str:
+    """The whole report as one HTML document."""
+    entries = ordered(results)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>act budget report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>act budget summary</h1>",
+        f'<p class="headline">{_e(headline(results))}</p>',
+        _violations(entries),
+        *(_entry(index, result) for index, result in enumerate(entries)),
+        "</body></html>",
+    ]
+    return "\n".join(part for part in parts if part) + "\n"
+
+
+def _violations(results: Sequence[BudgetResult]) -> str:
+    rows = [
+        "<tr>"
+        f'<td><a href="#entry-{index}">{_e(result.name)}</a></td>'
+        f"<td>{_e(violation.group)}</td><td>{_e(violation.metric)}</td>"
+        f'<td class="num">{human(violation.measured, violation.metric)}</td>'
+        f'<td class="num">{human(violation.budget, violation.metric)}</td>'
+        f'<td class="num">{_e(over_text(violation))}</td></tr>'
+        for index, result in enumerate(results)
+        for violation in result.violations
+    ]
+    if not rows:
+        return ""
+    return (
+        '<section id="violations"><h2>Over budget</h2><table>'
+        "<tr><th>entry</th><th>group</th><th>metric</th><th class=num>measured</th>"
+        "<th class=num>budget</th><th class=num>over</th></tr>"
+        + "".join(rows)
+        + "</table></section>"
+    )
+
+
+def _entry(index: int, result: BudgetResult) -> str:
+    word = OUTCOME_WORDS.get(result.outcome, result.outcome)
+    parts = [
+        f'<section class="entry" id="entry-{index}">',
+        f'<h2>{_e(result.name)} <span class="outcome {_e(result.outcome)}">{_e(word)}</span></h2>',
+    ]
+    meta = []
+    if result.profile is not None:
+        meta.append(
+            f"<code>{_e(result.profile.model)}</code> on {_e(inputs_text(result.profile.inputs))}"
+        )
+    meta.append(f"counting: {_e(result.counting)}")
+    if result.location:
+        meta.append(f"budgets: {_e(result.location)}")
+    parts.append(f'<p class="meta">{" · ".join(meta)}</p>')
+    if result.nodeid:
+        parts.append(f'<p class="nodeid"><code>{_e(result.nodeid)}</code></p>')
+    if result.message and result.outcome != "passed":
+        parts.append(f'<p class="message">{_e(result.message)}</p>')
+    if result.profile is not None:
+        if result.groups:
+            parts.append('<div class="charts">')
+            parts.append(group_chart(result, "flops", "flops_share", "FLOPs per group"))
+            parts.append(group_chart(result, "activations", "act_share", "Activations per group"))
+            parts.append("</div>")
+        parts.append(_groups_table(result))
+        parts.append(layer_chart(result))
+        parts.append(_layers_table(result))
+        if result.profile.uncounted_ops:
+            ops = uncounted_text(result.profile.uncounted_ops)
+            parts.append(f'<p class="uncounted">Uncounted operators: {_e(ops)}</p>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _groups_table(result: BudgetResult) -> str:
+    heads = ("group", "flops", "share", "activations", "params", "act_bytes", "budget use")
+    rows = []
+    for group in (*result.groups, *((result.total,) if result.total else ())):
+        stats = group.stats
+        use = group_use(group)
+        over = bool(group.violations) or (use is not None and use > 1.0)
+        cells = (
+            human(stats.flops, "flops"),
+            human(stats.flops_share, "flops_share"),
+            human(stats.activations, "activations"),
+            human(stats.params, "params"),
+            human(stats.act_bytes, "act_bytes"),
+            use_text(use),
+        )
+        rows.append(
+            f'<tr class="{"over" if over else "ok"}"><td>{_e(group.name)}</td>'
+            + "".join(f'<td class="num">{_e(cell)}</td>' for cell in cells)
+            + "</tr>"
+        )
+    head = "".join(
+        f"<th{' class=num' if index else ''}>{head}</th>" for index, head in enumerate(heads)
+    )
+    return f'<table class="groups"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
+def _layers_table(result: BudgetResult) -> str:
+    """Every module, learn.summary style, folded away: the charts come first."""
+    assert result.profile is not None
+    heads = ("module", "type", "output shape", "params", "trainable", "flops", "activations")
+    rows = []
+    for layer in result.profile.layers:
+        label = layer.path or f"({result.profile.model})"
+        indent = f"padding-left: {0.3 + layer.depth:.1f}em"
+        cells = (
+            shape_text(layer.output_shape) if layer.calls else "(not called)",
+            f"{layer.params:,}",
+            f"{layer.trainable:,}",
+            human(layer.flops, "flops"),
+            human(layer.activations, "activations"),
+        )
+        rows.append(
+            f'<tr><td style="{indent}"><code>{_e(label)}</code></td><td>{_e(layer.type)}</td>'
+            + "".join(f'<td class="num">{_e(cell)}</td>' for cell in cells)
+            + f"<td>{_e(result.group_of(layer.path) or '')}</td></tr>"
+        )
+    head = "".join(f"<th{' class=num' if i > 1 else ''}>{h}</th>" for i, h in enumerate(heads))
+    return (
+        f"<details><summary>All {len(rows)} modules (numbers include descendants)</summary>"
+        f'<table class="layers"><tr>{head}<th>group</th></tr>{"".join(rows)}</table></details>'
+    )

@@ -1,0 +1,118 @@
+"""The Markdown report: short enough for ``$GITHUB_STEP_SUMMARY`` or a PR comment.
+
+A headline, the violations table, then one compact table per entry. Every string that
+comes from user code (entry names, node ids, module paths, messages) goes through
+:func:`escape`, so a name cannot inject HTML or break a table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from pytest_actbudget.report.format import (
+    OUTCOME_WORDS,
+    group_use,
+    headline,
+    human,
+    inputs_text,
+    ordered,
+    over_text,
+    uncounted_text,
+    use_text,
+)
+from pytest_actbudget.results import BudgetResult
+
+__all__ = ["escape", "render"]
+
+# Markdown punctuation that could start emphasis, code, a link or strikethrough, or end
+# a table cell; a backslash makes each one literal. ("<", ">", "&" become entities.)
+_PUNCTUATION = re.compile(r"([\\`*_\[\]|~])")
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+
+
+def escape(text: str) -> str:
+    """A user-derived string made inert inside Markdown text and table cells."""
+    text = "".join(_ENTITIES.get(char, char) for char in text)
+    text = _PUNCTUATION.sub(r"\\\1", text)
+    return " ".join(text.splitlines()) if "\n" in text or "\r" in text else text
+
+
+def render(results: Sequence[BudgetResult]) -> str:
+    """The whole Markdown report."""
+    lines = ["## act budget summary", "", f"**{headline(results)}**", ""]
+    lines.extend(_violations(results))
+    for result in ordered(results):
+        lines.extend(_entry(result))
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _violations(results: Sequence[BudgetResult]) -> list[str]:
+    rows = [
+        (
+            escape(result.name),
+            escape(violation.group),
+            violation.metric,
+            human(violation.measured, violation.metric),
+            human(violation.budget, violation.metric),
+            over_text(violation),
+        )
+        for result in ordered(results)
+        for violation in result.violations
+    ]
+    if not rows:
+        return []
+    heads = ("entry", "group", "metric", "measured", "budget", "over")
+    return ["### Over budget", "", *_table(heads, rows, right=(3, 4, 5)), ""]
+
+
+def _entry(result: BudgetResult) -> list[str]:
+    word = OUTCOME_WORDS.get(result.outcome, result.outcome)
+    lines = [f"### {escape(result.name)} — {word}", ""]
+    facts = []
+    if result.profile is not None:
+        facts.append(escape(f"{result.profile.model} on {inputs_text(result.profile.inputs)}"))
+    facts.append(f"counting: {escape(result.counting)}")
+    if result.location:
+        facts.append(f"budgets: {escape(result.location)}")
+    if result.nodeid:
+        facts.append(f"test: {escape(result.nodeid)}")
+    lines += [" · ".join(facts), ""]
+    if result.outcome in ("error", "no_budget") and result.message:
+        lines += [f"> {escape(result.message)}", ""]
+    rows = [
+        (
+            escape(group.name),
+            human(group.stats.flops, "flops"),
+            human(group.stats.flops_share, "flops_share"),
+            human(group.stats.activations, "activations"),
+            human(group.stats.params, "params"),
+            _use_cell(group_use(group), bool(group.violations)),
+        )
+        for group in (*result.groups, *((result.total,) if result.total else ()))
+    ]
+    if rows:
+        heads = ("group", "flops", "share", "activations", "params", "budget use")
+        lines += [*_table(heads, rows, right=(1, 2, 3, 4, 5)), ""]
+    if result.profile is not None and result.profile.uncounted_ops:
+        lines += [
+            f"Uncounted operators: {escape(uncounted_text(result.profile.uncounted_ops))}",
+            "",
+        ]
+    return lines
+
+
+def _use_cell(use: float | None, violated: bool) -> str:
+    text = use_text(use)
+    return f"**{text}** ❌" if violated or (use is not None and use > 1.0) else text
+
+
+def _table(
+    heads: Sequence[str], rows: Iterable[Sequence[str]], right: Sequence[int] = ()
+) -> list[str]:
+    align = ["---:" if index in right else ":---" for index in range(len(heads))]
+    return [
+        "| " + " | ".join(heads) + " |",
+        "| " + " | ".join(align) + " |",
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]

@@ -1,0 +1,183 @@
+"""The ``act budget summary`` terminal section: groups per entry, layers at ``-v``.
+
+Pure text: the plugin (or the CLI) decides where it goes and whether it has colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pytest_actbudget.report.format import (
+    OUTCOME_WORDS,
+    bar,
+    group_use,
+    headline,
+    human,
+    inputs_text,
+    ordered,
+    over_text,
+    shape_text,
+    uncounted_text,
+    use_text,
+)
+from pytest_actbudget.report.style import Palette, Role
+from pytest_actbudget.results import BudgetResult, GroupResult, LayerStats
+
+__all__ = ["entry_lines", "group_lines", "layer_lines", "render"]
+
+BAR_WIDTH = 10
+_NAME_WIDTH = 24  # longest group name shown before truncating
+# The layer table has eight columns: cap the free-text ones so that it stays within
+# about 120 columns for any model (real resnet/transformer paths fit uncut).
+_MODULE_WIDTH = 28  # indent + module path, truncated on the left beyond it
+_TYPE_WIDTH = 18
+_GROUP_WIDTH = 14
+_INDENT = "  "
+
+
+def render(results: Sequence[BudgetResult], *, verbose: bool = False, color: bool = False) -> str:
+    """The body of the ``act budget summary`` section.
+
+    Entries with violations come first. ``verbose`` adds the per-layer table of every
+    entry; ``color`` paints with ANSI codes (off for ``NO_COLOR`` or a plain terminal).
+    """
+    palette = Palette(color)
+    lines = [headline(results)]
+    for result in ordered(results):
+        lines.append("")
+        lines.extend(entry_lines(result, palette, layers=verbose))
+    return "\n".join(lines) + "\n"
+
+
+def entry_lines(
+    result: BudgetResult, palette: Palette, *, layers: bool = False, depth: int | None = None
+) -> list[str]:
+    """One entry: header, what went wrong, groups, uncounted operators, optional layers."""
+    lines = [_header(result, palette)]
+    if result.nodeid:
+        lines.append(_INDENT + palette.paint(result.nodeid, "dim"))
+    for violation in result.violations:
+        lines.append(
+            _INDENT
+            + palette.paint(
+                f"over: {violation.group} {violation.metric} "
+                f"{human(violation.measured, violation.metric)} > budget "
+                f"{human(violation.budget, violation.metric)} ({over_text(violation)})",
+                "bad",
+            )
+        )
+    if result.outcome in ("error", "no_budget") and result.message:
+        lines.extend(
+            _INDENT + palette.outcome(line, result.outcome) for line in result.message.splitlines()
+        )
+    if result.profile is not None:
+        lines.extend(group_lines(result, palette))
+        if result.profile.uncounted_ops:
+            text = "uncounted operators: " + uncounted_text(result.profile.uncounted_ops)
+            lines.append(_INDENT + palette.paint(text, "warn"))
+        if layers:
+            lines.append("")
+            lines.extend(layer_lines(result, palette, depth=depth))
+    return lines
+
+
+def _header(result: BudgetResult, palette: Palette) -> str:
+    parts = [
+        palette.paint(result.name, "bold"),
+        palette.outcome(OUTCOME_WORDS.get(result.outcome, result.outcome), result.outcome),
+    ]
+    if result.profile is not None:
+        parts.append(f"{result.profile.model}({inputs_text(result.profile.inputs)})")
+    parts.append(result.counting)
+    if result.location:
+        parts.append(result.location)
+    return "  ".join(parts)
+
+
+def group_lines(result: BudgetResult, palette: Palette) -> list[str]:
+    """The group table: flops, share with a bar, activations, params, act_bytes, use."""
+    rows: list[GroupResult] = list(result.groups)
+    if result.total is not None:
+        rows.append(result.total)
+    if not rows:
+        return []
+    width = min(max(len("group"), *(len(row.name) for row in rows)), _NAME_WIDTH)
+    header = (
+        f"{'group':<{width}}  {'flops':>8}  {'share':>6} {'':<{BAR_WIDTH}}  "
+        f"{'activations':>11}  {'params':>8}  {'act_bytes':>9}  {'use':>5}"
+    )
+    lines = [_INDENT + palette.paint(header, "dim")]
+    for row in rows:
+        stats = row.stats
+        use = group_use(row)
+        over = bool(row.violations) or (use is not None and use > 1.0)
+        use_cell = f"{use_text(use):>5}" + (" !" if over else "")
+        text = (
+            f"{_fit(row.name, width):<{width}}  {human(stats.flops, 'flops'):>8}  "
+            f"{human(stats.flops_share, 'flops_share'):>6} "
+            f"{palette.paint(bar(stats.flops_share, BAR_WIDTH), 'bar')}  "
+            f"{human(stats.activations, 'activations'):>11}  "
+            f"{human(stats.params, 'params'):>8}  {human(stats.act_bytes, 'act_bytes'):>9}  "
+        )
+        role: Role = "bad" if over else ("good" if use is not None else "dim")
+        lines.append((_INDENT + text + palette.paint(use_cell, role)).rstrip())
+    return lines
+
+
+def layer_lines(result: BudgetResult, palette: Palette, *, depth: int | None = None) -> list[str]:
+    """The per-layer table in the style of fastai's ``learn.summary``.
+
+    Module paths are indented by depth; containers (their numbers include their
+    children) are dimmed so the leaf rows, which add up, stand out.
+    """
+    if result.profile is None:
+        return []
+    layers = [layer for layer in result.profile.layers if depth is None or layer.depth <= depth]
+    cells = [_layer_cells(result, layer) for layer in layers]
+    heads = ("module", "type", "output shape", "params", "trainable", "flops", "activations")
+    heads_all = (*heads, "group")
+    widths = [max(len(head), *(len(row[i]) for row in cells)) for i, head in enumerate(heads_all)]
+    right = {3, 4, 5, 6}  # numbers line up on the right
+    lines = [_INDENT + palette.paint(_row(heads_all, widths, right), "dim")]
+    for layer, row in zip(layers, cells, strict=True):
+        text = _row(row, widths, right)
+        lines.append(_INDENT + (text if layer.leaf else palette.paint(text, "dim")))
+    return lines
+
+
+def _layer_cells(result: BudgetResult, layer: LayerStats) -> tuple[str, ...]:
+    label = layer.path or "(root)"
+    indent = "  " * max(layer.depth - 1, 0)
+    module = indent + _fit_path(label, max(_MODULE_WIDTH - len(indent), 8))
+    if layer.trainable == layer.params:
+        trainable = "True" if layer.params else "-"
+    else:
+        trainable = "False" if layer.trainable == 0 else f"{layer.trainable:,}"
+    return (
+        module,
+        _fit(layer.type, _TYPE_WIDTH),
+        shape_text(layer.output_shape) if layer.calls else "(not called)",
+        f"{layer.params:,}",
+        trainable,
+        human(layer.flops, "flops"),
+        human(layer.activations, "activations"),
+        _fit(result.group_of(layer.path) or "", _GROUP_WIDTH),
+    )
+
+
+def _row(cells: Sequence[str], widths: Sequence[int], right: set[int]) -> str:
+    padded = [
+        cell.rjust(width) if index in right else cell.ljust(width)
+        for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+    ]
+    return "  ".join(padded).rstrip()
+
+
+def _fit(text: str, width: int) -> str:
+    """Truncate with an ellipsis so one long name cannot push every column right."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _fit_path(path: str, width: int) -> str:
+    """Truncate a module path on the left: its last components name the module."""
+    return path if len(path) <= width else "…" + path[-(width - 1) :]

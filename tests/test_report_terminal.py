@@ -1,0 +1,154 @@
+"""The ``act budget summary`` terminal section (hand-built results, no torch).
+
+Numbers are those of tests/test_report_samples.py (a resnet18-style stem on 64x3x28x28).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+from test_report_samples import make_result, sample_results
+
+from pytest_actbudget.report.format import bar, headline
+from pytest_actbudget.report.terminal import render
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def test_violations_come_first_then_the_callers_order() -> None:
+    text = render(sample_results())
+    headers = [line.split("  ")[0] for line in text.splitlines() if line and line[0] != " "]
+    # sample_results() lists stem-ok first; over budget, error and no budget go before it.
+    assert headers == [
+        "4 entries checked: 1 over budget, 1 error, 1 without budget",
+        "stem-over",
+        "broken",
+        "unlisted",
+        "stem-ok",
+    ]
+
+
+def test_an_entry_over_budget_reads_header_violation_groups_and_total() -> None:
+    text = render([make_result("stem-over", stem_budget=100e6)])
+    # stem = conv + bn: flops 118,013,952 + 802,816 = 118,816,768 -> 118.8M, which is
+    # 1.188 x the 100M budget: +18.8%, use 119%. Share: 118,816,768 / 118,857,728 = 99.97%
+    # -> 100.0% and a full bar. activations 802,816 -> 802.8K; params 9,408 + 128 = 9,536
+    # -> 9.5K; act_bytes 2 x 3,211,264 = 6,422,528 = 6.125 MiB -> 6.1MiB.
+    # head: 40,960 flops (0.03% -> 0.0%), 640 activations, 650 params of a 1000 budget: 65%.
+    # (other): pool + flatten, 2 x 16,384 = 32,768 bytes = 32.0KiB, no budget.
+    # total: 10,186 params of a 12,000 budget -> 85%; act_bytes 6,457,856 -> 6.2MiB.
+    assert text.splitlines() == [
+        "1 entry checked: 1 over budget",
+        "",
+        "stem-over  OVER BUDGET  Sequential(64x3x28x28 float32)  fvcore  budgets.yaml:4",
+        "  tests/test_models.py::test_stem",
+        "  over: stem flops 118.8M > budget 100.0M (+18.8%)",
+        "  group       flops   share             activations    params  act_bytes    use",
+        "  stem       118.8M  100.0% ██████████       802.8K      9.5K     6.1MiB   119% !",
+        "  head        41.0K    0.0%                     640       650     2.5KiB    65%",
+        "  (other)         0    0.0%                       0         0    32.0KiB      -",
+        "  total      118.9M  100.0% ██████████       803.5K     10.2K     6.2MiB    85%",
+        "  uncounted operators: aten::adaptive_avg_pool2d x1, aten::add_ x2",
+    ]
+
+
+def test_error_and_missing_budget_show_their_message() -> None:
+    text = render(sample_results())
+    assert "broken  ERROR  fvcore\n  tests/test_models.py::test_broken\n" in text
+    assert "  cannot measure 'broken': mat1 and mat2 shapes cannot be multiplied\n" in text
+    assert "unlisted  NO BUDGET  Sequential(64x3x28x28 float32)  fvcore  budgets.yaml\n" in text
+    assert "  no budget 'unlisted' in budgets.yaml; record one with" in text
+
+
+def test_verbose_adds_the_learn_summary_style_layer_table() -> None:
+    result = make_result()
+    assert "output shape" not in render([result])
+    lines = render([result], verbose=True).splitlines()
+    start = lines.index(next(line for line in lines if "output shape" in line))
+    # Root first, then modules in forward order, paths indented by depth (all depth 1 here).
+    # conv: 3*64*7*7 = 9,408 params, 118,013,952 flops -> 118.0M, 802,816 activations.
+    assert lines[start:] == [
+        "  module  type               output shape       params  trainable   flops"
+        "  activations  group",
+        "  (root)  Sequential         64 x 10            10,186       True  118.9M       803.5K",
+        "  0       Conv2d             64 x 64 x 14 x 14   9,408       True  118.0M       802.8K"
+        "  stem",
+        "  1       BatchNorm2d        64 x 64 x 14 x 14     128       True  802.8K            0"
+        "  stem",
+        "  2       AdaptiveAvgPool2d  64 x 64 x 1 x 1         0          -       0            0"
+        "  (other)",
+        "  3       Flatten            64 x 64                 0          -       0            0"
+        "  (other)",
+        "  4       Linear             64 x 10               650       True   41.0K          640"
+        "  head",
+    ]
+
+
+def test_layer_table_indents_by_depth_and_marks_frozen_and_uncalled_modules() -> None:
+    result = make_result(names=("stem.conv", "stem.bn", "head.pool", "head.flat", "head.fc"))
+    profile = result.profile
+    assert profile is not None
+    layers = list(profile.layers)
+    layers[1] = dataclasses.replace(layers[1], trainable=0)  # a frozen conv
+    layers[5] = dataclasses.replace(layers[5], calls=0)  # a head that never ran
+    result = dataclasses.replace(result, profile=dataclasses.replace(profile, layers=tuple(layers)))
+    rows = {line.split()[0]: line for line in render([result], verbose=True).splitlines()[-6:]}
+    assert rows["stem.conv"].startswith("    stem.conv  Conv2d")
+    assert " False " in rows["stem.conv"]
+    assert "(not called)" in rows["head.fc"]
+
+
+def test_colour_is_off_by_default_and_changes_nothing_but_escape_codes() -> None:
+    results = sample_results()
+    plain = render(results, verbose=True)
+    coloured = render(results, verbose=True, color=True)
+    assert "\x1b" not in plain
+    assert "\x1b[1;31mOVER BUDGET\x1b[0m" in coloured
+    assert ANSI.sub("", coloured) == plain
+
+
+def test_lines_stay_narrow_with_long_names() -> None:
+    long_names = (
+        "encoder.layers.11.self_attention.query_key_value",
+        "encoder.layers.11.self_attention.dense",
+        "encoder.final_layernorm_with_a_long_name",
+        "decoder.flatten",
+        "decoder.classifier_head_projection",
+    )
+    result = make_result("a-very-long-entry-name-for-a-transformer", names=long_names)
+    long_group = dataclasses.replace(
+        result.groups[0],
+        stats=dataclasses.replace(result.groups[0].stats, name="g" * 40),
+    )
+    result = dataclasses.replace(result, groups=(long_group, *result.groups[1:]))
+    text = render([result], verbose=True)
+    table_start = text.index("  module")
+    assert max(len(line) for line in text[:table_start].splitlines()[3:]) <= 100
+    # Eight columns: the layer table is wider, but capped (module 28, type 18, group 14).
+    assert max(len(line) for line in text[table_start:].splitlines()) <= 125
+    assert "  ggggggggggggggggggggggg… " in text  # group names cut at 24 columns
+    assert "…ion.query_key_value  Conv2d" in text  # paths keep their informative end
+
+
+@pytest.mark.parametrize(
+    ("fraction", "width", "expected"),
+    [
+        (0.0, 4, "    "),
+        (0.5, 4, "██  "),
+        # 0.3125 x 4 cells x 8 eighths = 10 eighths: one full block and a quarter block.
+        (0.3125, 4, "█▎  "),
+        (1.7, 4, "████"),  # clipped: a share above 100% cannot be drawn wider
+        (float("nan"), 4, "    "),
+    ],
+)
+def test_bar_uses_eighth_blocks_in_a_fixed_width(
+    fraction: float, width: int, expected: str
+) -> None:
+    assert bar(fraction, width) == expected
+
+
+def test_headline_counts_each_outcome() -> None:
+    assert headline([]) == "0 entries checked: all within budget"
+    assert headline([make_result()]) == "1 entry checked: all within budget"
