@@ -144,7 +144,7 @@ def parse_percent(value: object) -> float:
     number = _parse(value, "percent")
     is_percent = isinstance(value, str) and value.strip().endswith("%")
     if not is_percent and number > 1:
-        shown = _show(value)
+        shown = value.strip() if isinstance(value, str) else str(value)
         raise ValueError(
             f"{shown} is ambiguous as a percentage; write {shown}% or a fraction (e.g. 0.1)"
         )

@@ -100,7 +100,7 @@ def test_parse_percent(value: object, expected: float) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("10", "'10' is ambiguous as a percentage; write '10'% or a fraction (e.g. 0.1)"),
+        ("10", "10 is ambiguous as a percentage; write 10% or a fraction (e.g. 0.1)"),
         (10, "10 is ambiguous as a percentage; write 10% or a fraction (e.g. 0.1)"),
         ("ten", "'ten' is not a percentage; use a percentage (e.g. 10%) or a fraction (e.g. 0.1)"),
         ("-10%", "'-10%' is negative; a budget is a maximum of 0 or more"),
