@@ -95,23 +95,26 @@ def _header(result: BudgetResult, palette: Palette) -> str:
 
 
 def group_lines(result: BudgetResult, palette: Palette) -> list[str]:
-    """The group table: flops, share with a bar, activations, params, act_bytes, use."""
+    """The group table: flops, share with a bar, activations, params, act_bytes and
+    budget use (measured / budget, the largest over the group's budgets), the last
+    column only when some row has a budget."""
     rows: list[GroupResult] = list(result.groups)
     if result.total is not None:
         rows.append(result.total)
     if not rows:
         return []
+    with_use = any(row.budgets for row in rows)
     width = min(max(len("group"), *(len(row.name) for row in rows)), _NAME_WIDTH)
     header = (
         f"{'group':<{width}}  {'flops':>8}  {'share':>6} {'':<{BAR_WIDTH}}  "
-        f"{'activations':>11}  {'params':>8}  {'act_bytes':>9}  {'use':>5}"
-    )
+        f"{'activations':>11}  {'params':>8}  {'act_bytes':>9}  {'use' if with_use else '':>5}"
+    ).rstrip()
     lines = [_INDENT + palette.paint(header, "dim")]
     for row in rows:
         stats = row.stats
         use = group_use(row)
         over = bool(row.violations) or (use is not None and use > 1.0)
-        use_cell = f"{use_text(use):>5}" + (" !" if over else "")
+        use_cell = f"{use_text(use):>5}" + (" !" if over else "") if with_use else ""
         text = (
             f"{_fit(row.name, width):<{width}}  {human(stats.flops, 'flops'):>8}  "
             f"{human(stats.flops_share, 'flops_share'):>6} "

@@ -1,0 +1,347 @@
+"""The ``actbudget`` command: ``profile``, ``init`` and ``diff`` outside pytest.
+
+Exit status: 0 done, 1 ``diff`` found growth past ``--fail-over``, 2 a usage error
+(an import path, input shape, model or file that does not work), reported as one line
+on stderr, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pytest_actbudget.errors import ActBudgetError
+from pytest_actbudget.results import (
+    ABSOLUTE_METRICS,
+    BudgetResult,
+    GroupResult,
+    Profile,
+    total_stats,
+)
+
+__all__ = ["UsageError", "main"]
+
+COUNTINGS = ("fvcore", "macs")
+
+
+class UsageError(ActBudgetError):
+    """A command line that cannot work; the message says why and what would."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``actbudget`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse has printed its message (or --help)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        return command(args)
+    except ActBudgetError as error:
+        print(f"actbudget {args.verb}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="actbudget",
+        description="Per-layer compute of PyTorch models and their budgets (pytest-actbudget).",
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+
+    profile = verbs.add_parser(
+        "profile", help="print the per-layer table and group shares of a model"
+    )
+    _model_arguments(profile)
+    profile.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="show modules down to depth N (root = 0); default: all",
+    )
+    profile.add_argument("--json", action="store_true", help="print a JSON report instead")
+    profile.set_defaults(command=_profile)
+
+    init = verbs.add_parser("init", help="write a starter budget entry with automatic groups")
+    _model_arguments(init)
+    init.add_argument("--name", required=True, help="the entry name, as the marker uses it")
+    init.add_argument("--file", default="budgets.yaml", help="budgets file (default: %(default)s)")
+    init.add_argument(
+        "--headroom",
+        default=None,
+        metavar="PCT",
+        help="budget = measured x (1 + headroom); default: the file's, else 10%%",
+    )
+    init.add_argument("--force", action="store_true", help="overwrite an existing entry")
+    init.set_defaults(command=_init)
+
+    diff = verbs.add_parser("diff", help="compare two JSON reports, group by group")
+    diff.add_argument("old", help="the report before (JSON)")
+    diff.add_argument("new", help="the report after (JSON)")
+    diff.add_argument(
+        "--fail-over",
+        default=None,
+        metavar="PCT",
+        help="exit 1 when any group grew by more than PCT (e.g. 10%% or 0.1)",
+    )
+    diff.set_defaults(command=_diff)
+    return parser
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "factory",
+        metavar="PKG.MODULE:FACTORY",
+        help="a callable returning the model (or an nn.Module instance)",
+    )
+    parser.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="SHAPE",
+        help="input shape, e.g. 64,3,28,28; repeat for more inputs",
+    )
+    parser.add_argument(
+        "--dtype",
+        action="append",
+        default=None,
+        help="input dtype (default float32); once for all inputs or once each",
+    )
+    parser.add_argument(
+        "--counting",
+        choices=COUNTINGS,
+        default=None,
+        help="FLOP convention (default: the budgets file's, else fvcore)",
+    )
+    parser.add_argument("--eval", action="store_true", help="measure in eval mode")
+
+
+# -- profile ------------------------------------------------------------------------
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from pytest_actbudget.report import json as json_report
+    from pytest_actbudget.report import terminal
+    from pytest_actbudget.report.format import inputs_text
+    from pytest_actbudget.report.style import Palette
+
+    if args.depth is not None and args.depth < 0:
+        raise UsageError(f"--depth {args.depth}: expected 0 (root only) or more")
+    profile = _measure(args, args.counting or "fvcore")
+    result = _unchecked_result(args.factory, profile)
+    if args.json:
+        sys.stdout.write(json_report.render([result], json_report.environment()))
+        return 0
+    palette = Palette(sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    lines = [
+        palette.paint(f"{profile.model}({inputs_text(profile.inputs)})", "bold")
+        + f"  {profile.counting}  from {args.factory}",
+        *terminal.layer_lines(result, palette, depth=args.depth),
+        "",
+        *terminal.group_lines(result, palette),
+    ]
+    if profile.uncounted_ops:
+        from pytest_actbudget.report.format import uncounted_text
+
+        lines.append("  uncounted operators: " + uncounted_text(profile.uncounted_ops))
+    print("\n".join(lines))
+    return 0
+
+
+def _unchecked_result(factory: str, profile: Profile) -> BudgetResult:
+    """A result with automatic groups and no budget, for the renderers."""
+    from pytest_actbudget.grouping import auto_groups, group_profile
+
+    stats = group_profile(profile, auto_groups(profile))
+    return BudgetResult(
+        name=factory,
+        nodeid="",
+        outcome="no_budget",
+        counting=profile.counting,
+        profile=profile,
+        groups=tuple(GroupResult(s) for s in stats),
+        total=GroupResult(total_stats(profile)),
+        message="measured by `actbudget profile`; no budget was checked",
+    )
+
+
+# -- init ---------------------------------------------------------------------------
+
+
+def _init(args: argparse.Namespace) -> int:
+    from pytest_actbudget.budgets import DEFAULT_HEADROOM, load_budgets
+    from pytest_actbudget.budgets_write import MeasuredEntry, update_budgets
+    from pytest_actbudget.grouping import auto_groups, group_profile
+
+    budgets = load_budgets(args.file)
+    existing = budgets.models.get(args.name)
+    if existing is not None and not args.force:
+        raise UsageError(
+            f"{args.file}:{existing.line}: entry '{args.name}' exists already; "
+            "pass --force to replace its budgets with the measured ones"
+        )
+    counting = args.counting or budgets.counting
+    if budgets.exists and args.counting and args.counting != budgets.counting:
+        raise UsageError(
+            f"{args.file}: counts flops as '{budgets.counting}'; --counting {args.counting} "
+            "would mix units in one file (leave --counting out, or use another --file)"
+        )
+    headroom = _percent(args.headroom, "--headroom") if args.headroom is not None else None
+    if headroom is None:
+        headroom = budgets.headroom if budgets.headroom is not None else DEFAULT_HEADROOM
+    profile = _measure(args, counting)
+    patterns = auto_groups(profile)
+    stats = group_profile(profile, patterns)
+    entry = MeasuredEntry(
+        name=args.name,
+        groups={s.name: s.metrics for s in stats if s.name in patterns},
+        group_modules={group: tuple(p) for group, p in patterns.items()},
+        total={metric: profile.total.metric(metric) for metric in ABSOLUTE_METRICS},
+        input=profile.inputs[0].shape if profile.inputs else None,
+    )
+    summary = update_budgets(args.file, [entry], headroom, counting=counting)
+    print(f"wrote entry '{args.name}' to {args.file} ({headroom * 100:g}% headroom)")
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+# -- diff ---------------------------------------------------------------------------
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from pytest_actbudget.report import diff
+    from pytest_actbudget.report.json import load
+
+    threshold = _percent(args.fail_over, "--fail-over") if args.fail_over is not None else None
+    changes = diff.compare(load(args.old), load(args.new))
+    sys.stdout.write(diff.render(changes, fail_over=threshold))
+    return 1 if threshold is not None and changes.grown(threshold) else 0
+
+
+# -- model, inputs, numbers ---------------------------------------------------------
+
+
+def _measure(args: argparse.Namespace, counting: str) -> Profile:
+    from pytest_actbudget.measure import measure
+
+    shapes = [_shape(text) for text in args.input]
+    dtypes = _dtypes(args.dtype, len(shapes))
+    model = _load_model(args.factory)
+    if args.eval:
+        model.eval()
+    inputs = _inputs(shapes, dtypes)
+    return measure(model, *inputs, counting=counting)
+
+
+def _load_model(spec: str) -> Any:
+    """Import ``PKG.MODULE:FACTORY`` (the current directory first on sys.path, as pytest
+    does for rootdir modules) and call the factory, unless it is a model already."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise UsageError(f"'{spec}': expected PKG.MODULE:FACTORY, e.g. 'mymodels.resnet:resnet18'")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # the user's module: any exception is a usage error
+        raise UsageError(f"cannot import '{module_name}': {_why(error)}") from error
+    target: Any = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            names = [name for name in dir(target) if not name.startswith("_")]
+            nearest = difflib.get_close_matches(part, names, n=3)
+            hint = f"; nearest: {', '.join(nearest)}" if nearest else ""
+            raise UsageError(f"module '{module_name}' has no attribute '{attribute}'{hint}")
+        target = getattr(target, part)
+    from torch import nn
+
+    if isinstance(target, nn.Module):
+        return target
+    if not callable(target):
+        raise UsageError(f"'{spec}' is a {type(target).__name__}, not a model or a factory")
+    try:
+        model = target()
+    except Exception as error:
+        raise UsageError(f"calling '{spec}' raised {_why(error)}") from error
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"'{spec}' returned a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _why(error: BaseException) -> str:
+    return str(error) if isinstance(error, ImportError) else f"{type(error).__name__}: {error}"
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise UsageError(
+            f"--input '{text}': expected a comma-separated list of positive integers, "
+            "e.g. --input 64,3,28,28"
+        )
+    return tuple(int(part) for part in parts)
+
+
+_DTYPES = (
+    "float32",
+    "float16",
+    "bfloat16",
+    "float64",
+    "int64",
+    "int32",
+    "int16",
+    "int8",
+    "uint8",
+    "bool",
+)
+
+
+def _dtypes(given: Sequence[str] | None, count: int) -> list[str]:
+    names = list(given or ["float32"])
+    for name in names:
+        if name not in _DTYPES:
+            nearest = difflib.get_close_matches(name, _DTYPES, n=1)
+            hint = f" (did you mean {nearest[0]}?)" if nearest else ""
+            raise UsageError(f"--dtype '{name}'{hint}: valid dtypes are {', '.join(_DTYPES)}")
+    if len(names) == 1:
+        return names * count
+    if len(names) != count:
+        raise UsageError(
+            f"{len(names)} --dtype for {count} --input: give one --dtype for all inputs "
+            "or one per input"
+        )
+    return names
+
+
+def _inputs(shapes: Sequence[tuple[int, ...]], dtypes: Sequence[str]) -> list[Any]:
+    """Random normal floats (seeded: the same numbers every run); zeros for integers,
+    which are valid indices for embeddings."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    inputs = []
+    for shape, name in zip(shapes, dtypes, strict=True):
+        dtype = getattr(torch, name)
+        if dtype.is_floating_point:
+            inputs.append(torch.randn(shape, generator=generator).to(dtype))
+        else:
+            inputs.append(torch.zeros(shape, dtype=dtype))
+    return inputs
+
+
+def _percent(text: str, option: str) -> float:
+    """``10%`` or ``0.1`` -> 0.1, read as ``--actbudget-headroom`` reads it."""
+    from pytest_actbudget.units import parse_percent
+
+    try:
+        return parse_percent(text)
+    except ValueError as error:
+        raise UsageError(f"{option} '{text}': {error}") from error

@@ -1,0 +1,287 @@
+"""The ``actbudget`` command: profile, init and diff, run as a real process.
+
+The model module written for these tests (``tinynet``):
+
+    Sequential(
+      0: Conv2d(3, 8, 3, padding=1, bias=False),   # on 2x3x16x16 -> 2x8x16x16
+      1: ReLU(),
+      2: Sequential(0: Conv2d(8, 16, 3, stride=2, padding=1), 1: ReLU()),  # -> 2x16x8x8
+      3: Flatten(),                                  # -> 2x1024
+      4: Linear(1024, 10))                           # -> 2x10
+
+Hand-derived numbers (fvcore: one multiply-add = 1 flop, activations = conv/linear outputs):
+- "0": params 8*3*3*3 = 216; output 2*8*16*16 = 4,096 elements, each 3*3*3 = 27 MACs:
+  flops 110,592; activations 4,096.
+- "2.0": params 16*8*3*3 + 16 = 1,168; output 2*16*8*8 = 2,048 elements x 8*3*3 = 72 MACs:
+  flops 147,456; activations 2,048.
+- "4": params 1024*10 + 10 = 10,250; flops 2*1024*10 = 20,480; activations 20.
+- total: params 216 + 1,168 + 10,250 = 11,634; flops 278,528; activations 6,164.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from test_report_samples import make_result
+
+from pytest_actbudget.cli import main
+from pytest_actbudget.report.json import render
+
+TINYNET = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    def make():
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1, bias=False),
+            nn.ReLU(),
+            nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU()),
+            nn.Flatten(),
+            nn.Linear(1024, 10),
+        )
+
+    model = make()
+
+    def broken():
+        raise RuntimeError("no weights here")
+
+    def embedder():
+        return nn.Embedding(100, 4)
+
+    not_a_model = 42
+    """
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "tinynet.py").write_text(TINYNET, encoding="utf-8")
+    return tmp_path
+
+
+def actbudget(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_actbudget", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_profile_prints_layers_and_group_shares(project: Path) -> None:
+    run = actbudget(project, "profile", "tinynet:make", "--input", "2,3,16,16")
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "Sequential(2x3x16x16 float32)  fvcore  from tinynet:make"
+    rows = {line.split()[0]: line.split() for line in lines[2:10]}
+    assert rows["0"] == ["0", "Conv2d", "2", "x", "8", "x", "16", "x", "16", "216", "True",
+                         "110.6K", "4.1K", "0"]  # fmt: skip
+    assert rows["2.0"][:2] == ["2.0", "Conv2d"]
+    assert rows["2.0"][-5:] == ["1,168", "True", "147.5K", "2.0K", "2"]
+    assert rows["(root)"][-4:] == ["11,634", "True", "278.5K", "6.2K"]
+    assert lines[10] == ""
+    groups = {line.split()[0]: line.split() for line in lines[12:]}
+    # Automatic groups: one per child of the root. Shares: 110,592 / 278,528 = 39.7%,
+    # 147,456 / 278,528 = 52.9%, 20,480 / 278,528 = 7.4%.
+    assert groups["0"][:3] == ["0", "110.6K", "39.7%"]
+    assert groups["2"][:3] == ["2", "147.5K", "52.9%"]
+    assert groups["4"][:3] == ["4", "20.5K", "7.4%"]
+    assert groups["total"][:3] == ["total", "278.5K", "100.0%"]
+
+
+def test_profile_json_is_a_report_with_the_hand_derived_numbers(project: Path) -> None:
+    run = actbudget(project, "profile", "tinynet:model", "--input", "2,3,16,16", "--json")
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["schema"] == 1
+    (result,) = report["results"]
+    assert result["total"]["flops"] == 278_528
+    assert result["total"]["params"] == 11_634
+    assert result["total"]["activations"] == 6_164
+    layers = {layer["path"]: layer for layer in result["layers"]}
+    assert [layer["path"] for layer in result["layers"]] == [
+        "", "0", "1", "2", "2.0", "2.1", "3", "4"
+    ]  # fmt: skip
+    assert layers["0"]["output_shape"] == [2, 8, 16, 16]
+    assert (layers["0"]["flops"], layers["2.0"]["flops"], layers["4"]["flops"]) == (
+        110_592,
+        147_456,
+        20_480,
+    )
+    assert [group["name"] for group in result["groups"]] == ["0", "1", "2", "3", "4"]
+
+
+def test_profile_depth_limits_the_layer_table(
+    capsys: pytest.CaptureFixture[str], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(project))
+    assert main(["profile", "tinynet:make", "--input", "2,3,16,16", "--depth", "1"]) == 0
+    out = capsys.readouterr().out
+    modules = [line.split()[0] for line in out.splitlines()[2:8]]
+    assert modules == ["(root)", "0", "1", "2", "3", "4"]  # no 2.0 / 2.1 at depth 2
+
+
+def test_profile_builds_integer_inputs_for_embeddings(
+    capsys: pytest.CaptureFixture[str], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(project))
+    assert main(["profile", "tinynet:embedder", "--input", "8,5", "--dtype", "int64"]) == 0
+    out = capsys.readouterr().out
+    # Embedding(100, 4): 400 params; output 8x5x4.
+    assert out.splitlines()[0].startswith("Embedding(8x5 int64)")
+    assert "8 x 5 x 4" in out and "400" in out
+
+
+def test_a_user_error_is_one_line_without_traceback(project: Path) -> None:
+    run = actbudget(project, "profile", "nosuchpkg.models:make", "--input", "1,3,8,8")
+    assert run.returncode == 2
+    assert run.stderr == (
+        "actbudget profile: error: cannot import 'nosuchpkg.models': No module named 'nosuchpkg'\n"
+    )
+    assert run.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["tinynet:mak", "--input", "1,3,16,16"],
+            "module 'tinynet' has no attribute 'mak'; nearest: make",
+        ),
+        (["tinynet", "--input", "1"], "'tinynet': expected PKG.MODULE:FACTORY, e.g."),
+        (
+            ["tinynet:make", "--input", "1,3,x"],
+            "--input '1,3,x': expected a comma-separated list of positive integers, "
+            "e.g. --input 64,3,28,28",
+        ),
+        (["tinynet:make", "--input", "1,0,4"], "--input '1,0,4': expected a comma-separated"),
+        (["tinynet:make", "--input", "1,3", "--dtype", "float33"], "--dtype 'float33' (did you"),
+        (["tinynet:broken", "--input", "1"], "calling 'tinynet:broken' raised RuntimeError: no"),
+        (["tinynet:not_a_model", "--input", "1"], "'tinynet:not_a_model' is a int, not a model"),
+        (
+            ["tinynet:make", "--input", "1,5,16,16"],
+            "could not measure Sequential: its forward raised RuntimeError: Given groups=1",
+        ),
+        (["tinynet:make", "--input", "1,3,16,16", "--depth", "-1"], "--depth -1: expected 0"),
+    ],
+)
+def test_profile_errors(
+    capsys: pytest.CaptureFixture[str],
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(project))
+    assert main(["profile", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"actbudget profile: error: {message}")
+    assert err.count("\n") == 1
+
+
+# -- diff ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> tuple[Path, Path]:
+    """Before and after a stem change: stride 2 -> 1 makes the stem's output 28x28, four
+    times the elements, so its flops, activations and act_bytes grow by +300%."""
+    env = {"python": "3", "torch": "2", "fvcore": "0", "pytest_actbudget": "0"}
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(render([make_result(), make_result("other")], env), encoding="utf-8")
+    new.write_text(
+        render([make_result(stem_scale=4, stem_budget=1e9), make_result("other")], env),
+        encoding="utf-8",
+    )
+    return old, new
+
+
+def test_diff_names_the_stem_group_and_its_growth(reports: tuple[Path, Path]) -> None:
+    old, new = reports
+    run = actbudget(old.parent, "diff", str(old), str(new), "--fail-over", "10%")
+    assert run.returncode == 1, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "2 entries: 1 changed, 1 unchanged, 0 added, 0 removed"
+    # stem flops: 118,816,768 -> 4 x = 475,267,072 (+300.0%); params unchanged (9,536).
+    assert "  stem             flops            118.8M     475.3M   +300.0% !" in lines
+    assert "  stem             activations      802.8K       3.2M   +300.0% !" in lines
+    assert not any(line.split()[:2] == ["stem", "params"] for line in lines if line.strip())
+    # total flops: 118,857,728 -> 475,308,032: +299.9%.
+    assert "  total            flops            118.9M     475.3M   +299.9% !" in lines
+    assert "6 metric(s) grew by more than 10%:" in lines
+    assert "  stem-cnn stem flops +300.0%" in lines
+
+
+def test_diff_without_threshold_reports_and_exits_0(
+    capsys: pytest.CaptureFixture[str], reports: tuple[Path, Path]
+) -> None:
+    old, new = reports
+    assert main(["diff", str(old), str(new)]) == 0
+    assert "+300.0%" in capsys.readouterr().out
+    assert main(["diff", str(old), str(new), "--fail-over", "400%"]) == 0
+    assert "nothing grew by more than 400%" in capsys.readouterr().out
+    assert main(["diff", str(new), str(old), "--fail-over", "0"]) == 0  # shrinking is fine
+
+
+def test_diff_lists_added_and_removed_entries(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    env = {"python": "3"}
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(render([make_result("gone")], env), encoding="utf-8")
+    new.write_text(render([make_result("fresh")], env), encoding="utf-8")
+    assert main(["diff", str(old), str(new), "--fail-over", "0%"]) == 0
+    out = capsys.readouterr().out
+    assert "fresh  (tests/test_models.py::test_stem)  added" in out
+    assert "gone  (tests/test_models.py::test_stem)  removed" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("version: 1\n", "not JSON"),
+        ('{"schema": 7, "results": []}', "report schema 7 is not supported"),
+    ],
+)
+def test_diff_of_an_unreadable_report_exits_2(
+    capsys: pytest.CaptureFixture[str], reports: tuple[Path, Path], content: str, message: str
+) -> None:
+    old, _ = reports
+    bad = old.with_name("bad.json")
+    bad.write_text(content, encoding="utf-8")
+    assert main(["diff", str(old), str(bad)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_diff_rejects_an_ambiguous_threshold(
+    capsys: pytest.CaptureFixture[str], reports: tuple[Path, Path]
+) -> None:
+    old, new = reports
+    assert main(["diff", str(old), str(new), "--fail-over", "10"]) == 2
+    assert "--fail-over '10': 10 is ambiguous as a percentage" in capsys.readouterr().err
+
+
+def test_usage_errors_from_argparse_exit_2_and_help_exits_0(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["profile", "tinynet:make"]) == 2  # --input is required
+    assert "the following arguments are required: --input" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+    assert "profile" in capsys.readouterr().out
+
+
+def test_the_console_script_points_at_main() -> None:
+    (script,) = [ep for ep in metadata.entry_points(group="console_scripts")
+                 if ep.name == "actbudget"]  # fmt: skip
+    assert script.value == "pytest_actbudget.cli:main"

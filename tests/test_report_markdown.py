@@ -1,0 +1,83 @@
+"""The Markdown report ($GITHUB_STEP_SUMMARY, PR comments): numbers of test_report_samples."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from test_report_samples import error_result, make_result, sample_results
+
+from pytest_actbudget.report.markdown import escape, render
+
+
+def test_headline_then_violations_then_one_table_per_entry() -> None:
+    text = render(sample_results())
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    assert headings == [
+        "## act budget summary",
+        "### Over budget",
+        "### stem-over — OVER BUDGET",
+        "### broken — ERROR",
+        "### unlisted — NO BUDGET",
+        "### stem-ok — passed",
+    ]
+    assert "**4 entries checked: 1 over budget, 1 error, 1 without budget**" in text
+    # stem: 118,816,768 flops against 100M: +18.8% (see test_report_samples for the sums).
+    assert (
+        "| entry | group | metric | measured | budget | over |\n"
+        "| :--- | :--- | :--- | ---: | ---: | ---: |\n"
+        "| stem-over | stem | flops | 118.8M | 100.0M | +18.8% |\n"
+    ) in text
+
+
+def test_entry_table_shows_groups_total_and_budget_use() -> None:
+    text = render([make_result("stem-over", stem_budget=100e6)])
+    # use: stem 118,816,768 / 100M = 119% (over, marked); head 650 / 1000 params = 65%;
+    # total 10,186 / 12,000 params = 85%; (other) has no budget.
+    assert (
+        "| group | flops | share | activations | params | budget use |\n"
+        "| :--- | ---: | ---: | ---: | ---: | ---: |\n"
+        "| stem | 118.8M | 100.0% | 802.8K | 9.5K | **119%** ❌ |\n"
+        "| head | 41.0K | 0.0% | 640 | 650 | 65% |\n"
+        "| (other) | 0 | 0.0% | 0 | 0 | - |\n"
+        "| total | 118.9M | 100.0% | 803.5K | 10.2K | 85% |\n"
+    ) in text
+    assert "Sequential on 64x3x28x28 float32 · counting: fvcore · budgets: budgets.yaml:4" in text
+    assert "Uncounted operators: aten::adaptive\\_avg\\_pool2d x1, aten::add\\_ x2" in text
+
+
+def test_errors_show_their_message_as_a_quote() -> None:
+    text = render([error_result()])
+    assert "> cannot measure 'broken': mat1 and mat2 shapes cannot be multiplied\n" in text
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
+        ("a|b", "a\\|b"),
+        ("`code` *em* _u_ [l](x)", "\\`code\\` \\*em\\* \\_u\\_ \\[l\\](x)"),
+        ("one\ntwo\r\nthree", "one two three"),
+        ('A & "B"', "A &amp; &quot;B&quot;"),
+        ("résumé-ß", "résumé-ß"),
+    ],
+)
+def test_escape_makes_user_strings_inert(raw: str, escaped: str) -> None:
+    assert escape(raw) == escaped
+
+
+def test_hostile_names_cannot_break_tables_or_inject_html() -> None:
+    hostile = "<img src=x onerror=alert(1)>|`x`\n# heading"
+    result = make_result(
+        hostile,
+        stem_budget=100e6,
+        nodeid="tests/t.py::test[<b>|</b>]",
+        names=("stem|conv", "stem.bn", "p", "f", "fc"),
+    )
+    text = render([result])
+    assert "<img" not in text and "<b>" not in text
+    assert "\n# heading" not in text
+    for line in text.splitlines():
+        if line.startswith("|"):
+            # Every table row has exactly as many unescaped pipes as its header: 7.
+            assert len(re.findall(r"(?<!\\)\|", line)) == 7, line
