@@ -1,0 +1,516 @@
+"""Recording budgets: ``--actbudget-update`` and ``actbudget init``.
+
+The budgets file is hand-edited code, so it is never re-dumped. Existing values are
+replaced in place at the character spans PyYAML's nodes report, and new entries are
+appended as text at the end of ``models:``. Everything else (comments, quoting, key
+order, blank lines, line endings, other entries) stays byte for byte. The result is
+re-validated before it is written atomically, and nothing is written when nothing
+changed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from .budgets import BudgetsFile, compose, parse_budgets, read_text
+from .errors import BudgetFileError
+from .results import TOTAL_GROUP
+from .units import budget_value, format_percent, format_quantity
+
+if TYPE_CHECKING:
+    import yaml
+
+#: The metrics a new entry records, per group and for the total.
+NEW_ENTRY_METRICS: tuple[str, ...] = ("flops", "activations", "params", "act_bytes")
+
+
+@dataclass(frozen=True)
+class MeasuredEntry:
+    """What one check measured, ready to become (or refresh) a budgets entry."""
+
+    name: str
+    groups: Mapping[str, Mapping[str, float]]  # group -> metric -> measured (all METRICS)
+    group_modules: Mapping[str, tuple[str, ...]]  # patterns per group, for a new entry
+    total: Mapping[str, float]  # absolute metrics of the whole model
+    input: tuple[int, ...] | None
+
+
+@dataclass(frozen=True)
+class BudgetChange:
+    """One budget value written: ``old`` is None for a value of a new entry."""
+
+    entry: str
+    group: str  # a group name, or "total"
+    metric: str
+    old: float | None
+    new: float
+
+
+@dataclass(frozen=True)
+class UpdateSummary:
+    """What an update did to one budgets file."""
+
+    path: str
+    created_file: bool
+    created: tuple[str, ...]  # entries added
+    changed: tuple[str, ...]  # existing entries with at least one new value
+    unchanged: tuple[str, ...]  # existing entries whose budgets already matched
+    changes: tuple[BudgetChange, ...]
+
+    @property
+    def written(self) -> bool:
+        """Whether the file was (re)written."""
+        return self.created_file or bool(self.created or self.changed)
+
+    def lines(self) -> list[str]:
+        """Human summary: ``created budgets.yaml``, ``updated 'x': stem.flops 130M -> 520M``."""
+        out = [f"created {self.path}"] if self.created_file else []
+        for name in self.created:
+            count = len({c.group for c in self.changes if c.entry == name} - {TOTAL_GROUP})
+            out.append(f"{self.path}: created entry '{name}' ({_plural(count, 'group')})")
+        for name in self.changed:
+            parts = [
+                f"{c.group}.{c.metric} {_text(c.old, c.metric)} -> {_text(c.new, c.metric)}"
+                for c in self.changes
+                if c.entry == name and c.old is not None
+            ]
+            out.append(f"{self.path}: updated '{name}': {', '.join(parts)}")
+        if self.unchanged:
+            names = ", ".join(f"'{name}'" for name in self.unchanged)
+            out.append(f"{self.path}: unchanged: {names}")
+        return out
+
+
+def update_budgets(
+    path: str | Path,
+    entries: Sequence[MeasuredEntry],
+    headroom: float,
+    *,
+    counting: str = "fvcore",
+) -> UpdateSummary:
+    """Record ``measured x (1 + headroom)`` (rounded up, see ``units.budget_value``) for
+    ``entries`` in the budgets file at ``path``.
+
+    A missing file is created (``counting`` and ``headroom`` become its header). An
+    existing entry gets new values for the metrics it already lists, in its groups and
+    its total; a missing entry is appended with automatic groups. Everything else stays
+    byte for byte. Raises BudgetFileError when the file is invalid or cannot be edited
+    in place; nothing is written then.
+    """
+    name = str(path)
+    text = read_text(Path(path), name, must_exist=False)
+    if text is None:
+        body = "".join(_entry_text(entry, headroom, 2, 2) for entry in entries)
+        new_text = _header(counting, headroom) + "models:\n" + body
+        loaded = _validated(new_text, name)
+        changes = tuple(c for entry in entries for c in _created_changes(entry, headroom))
+        _write(Path(path), new_text, name)
+        created = tuple(entry.name for entry in entries)
+        _check_values(loaded, changes, name)
+        return UpdateSummary(name, True, created, (), (), changes)
+    editor = _Editor(text, name, headroom)
+    for entry in entries:
+        editor.record(entry)
+    new_text = editor.result()
+    if new_text != text:
+        loaded = _validated(new_text, name)
+        _check_values(loaded, editor.changes, name)
+        _write(Path(path), new_text, name)
+    return UpdateSummary(
+        name,
+        False,
+        tuple(editor.created),
+        tuple(editor.changed),
+        tuple(editor.unchanged),
+        tuple(editor.changes),
+    )
+
+
+class _Editor:
+    """Collects span replacements and appended entries for one file's text."""
+
+    def __init__(self, text: str, path: str, headroom: float) -> None:
+        import yaml
+
+        self.text = text
+        self.path = path
+        self.headroom = headroom
+        self.newline = "\r\n" if "\r\n" in text else "\n"
+        self.loaded = parse_budgets(text, path)  # an invalid file is never edited
+        self.root = compose(text, path)
+        if "*" in text and any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text)):
+            # An alias shares its anchor's node: editing "its" value would edit the
+            # anchor's text, so such a file is refused rather than guessed at.
+            raise BudgetFileError(
+                f"{path}: uses YAML aliases (*name); budgets cannot be updated in place "
+                "in such a file. Write the values out. Nothing was written.",
+                path=path,
+            )
+        self.edits: list[tuple[int, int, str]] = []
+        self.new_entries: list[MeasuredEntry] = []
+        self.created: list[str] = []
+        self.changed: list[str] = []
+        self.unchanged: list[str] = []
+        self.changes: list[BudgetChange] = []
+        assert isinstance(self.root, yaml.MappingNode)  # validated above
+        self.models = _value_of(self.root, "models")
+        self.entry_nodes = dict(_mapping_items(self.models))
+
+    def record(self, entry: MeasuredEntry) -> None:
+        """Plan the edits for one measured entry (new or existing)."""
+        headroom = self.headroom
+        node = self.entry_nodes.get(entry.name)
+        if node is None:
+            self.new_entries.append(entry)
+            self.created.append(entry.name)
+            self.changes.extend(_created_changes(entry, headroom))
+            return
+        budget = self.loaded.models[entry.name]
+        limits = {group.name: group.limits for group in budget.groups}
+        found: list[BudgetChange] = []
+        for group, group_node in _mapping_items(_value_of(node, "groups")):
+            measured = entry.groups.get(group)
+            if measured is not None:
+                found += self.refresh(
+                    entry.name, group, group_node, measured, limits[group], headroom
+                )
+        total_node = _value_of(node, "total")
+        found += self.refresh(
+            entry.name, TOTAL_GROUP, total_node, entry.total, budget.total, headroom
+        )
+        self.changes.extend(found)
+        (self.changed if found else self.unchanged).append(entry.name)
+
+    def refresh(
+        self,
+        entry: str,
+        group: str,
+        node: yaml.Node | None,
+        measured: Mapping[str, float],
+        old: Mapping[str, float],
+        headroom: float,
+    ) -> list[BudgetChange]:
+        """Replace the values of the metrics ``node`` lists; only those that change."""
+        found = []
+        for metric, value_node in _mapping_items(node):
+            if metric == "modules" or metric not in measured:
+                continue
+            new = budget_value(measured[metric], headroom, metric)
+            if new == old[metric]:
+                continue  # keep the text as written (1_500_000 stays 1_500_000)
+            start, end = value_node.start_mark.index, value_node.end_mark.index
+            written = format_quantity(new, metric)
+            span = self.text[start:end]
+            if getattr(value_node, "style", None) in ("|", ">"):
+                written += span[len(span.rstrip()) :]  # a block scalar owns its line break
+            self.edits.append((start, end, written))
+            found.append(BudgetChange(entry, group, metric, old[metric], new))
+        return found
+
+    def result(self) -> str:
+        text = self.text
+        if self.new_entries:
+            at, prefix, indent, step = self.insertion()
+            body = "".join(
+                _entry_text(entry, self.headroom, indent, step) for entry in self.new_entries
+            )
+            self.edits.append((at, at, prefix + body.replace("\n", self.newline)))
+        for start, end, written in sorted(self.edits, reverse=True):
+            text = text[:start] + written + text[end:]
+        return text
+
+    def insertion(self) -> tuple[int, str, int, int]:
+        """Where new entries go: (offset, text before them, entry indent, indent step)."""
+        import yaml
+
+        assert isinstance(self.root, yaml.MappingNode)
+        root_column = self.root.start_mark.column
+        models_key = _key_of(self.root, "models")
+        models = self.models
+        nl = self.newline
+        if models_key is None:
+            if self.root.flow_style:
+                self.refuse(self.root, "the file is one flow mapping ({...})")
+            at, prefix = self.after_line(self.root.end_mark.index)
+            return at, prefix + " " * root_column + "models:" + nl, root_column + 2, 2
+        assert models is not None
+        if isinstance(models, yaml.MappingNode) and models.value:
+            if models.flow_style:
+                self.refuse(models, "'models' is written in flow style ({...})")
+            first_key = models.value[0][0]
+            indent = first_key.start_mark.column
+            step = max(indent - models_key.start_mark.column, 1)
+            at, prefix = self.after_line(_last_node(models).end_mark.index)
+            at = self.skip_trailing_comments(at, indent)
+            return at, prefix, indent, step
+        # `models:` with nothing (or `~`, `{}`) under it: drop the token, start a block.
+        start, end = models.start_mark.index, models.end_mark.index
+        if end > start:
+            self.edits.append((start, end, ""))
+        at, prefix = self.after_line(end)
+        indent = models_key.start_mark.column + 2
+        return at, prefix, indent, 2
+
+    def after_line(self, index: int) -> tuple[int, str]:
+        """The start of the line after ``index`` (and a line break to add at EOF)."""
+        if index > 0 and self.text[index - 1] == "\n":
+            return index, ""
+        end = self.text.find("\n", index)
+        if end == -1:
+            return len(self.text), self.newline
+        return end + 1, ""
+
+    def skip_trailing_comments(self, at: int, indent: int) -> int:
+        """Comment lines indented like the entries still belong to the last entry."""
+        best = at
+        for match in re.finditer(r"[^\n]*\n|[^\n]+$", self.text[at:]):
+            line = match.group()
+            stripped = line.lstrip(" ")
+            if not stripped.strip():
+                continue
+            if stripped.startswith("#") and len(line) - len(stripped) >= indent:
+                best = at + match.end()
+                continue
+            break
+        return best
+
+    def refuse(self, node: yaml.Node, why: str) -> NoReturn:
+        names = ", ".join(f"'{e.name}'" for e in self.new_entries)
+        line = node.start_mark.line + 1
+        raise BudgetFileError(
+            f"{self.path}:{line}: models: cannot add {names}: {why}, which cannot be "
+            "edited in place; write 'models:' as a block mapping (one entry per line) "
+            "or add the entries by hand. Nothing was written.",
+            path=self.path,
+            line=line,
+        )
+
+
+# -- text of new entries -------------------------------------------------------------
+
+
+def _header(counting: str, headroom: float) -> str:
+    return (
+        "# Compute budgets checked by pytest-actbudget; record them with\n"
+        "# `pytest --actbudget-update` (comments and order here are kept).\n"
+        "version: 1\n"
+        f"counting:\n  flops: {counting}\n"
+        f"defaults:\n  headroom: {format_percent(headroom)}\n"
+    )
+
+
+def _entry_text(entry: MeasuredEntry, headroom: float, indent: int, step: int) -> str:
+    """A new entry as a block: ``input``, one flow mapping per group, ``total``."""
+    pad, inner = " " * indent, " " * (indent + step)
+    lines = [f"{pad}{yaml_key(entry.name)}:"]
+    if entry.input is not None:
+        lines.append(f"{inner}input: [{', '.join(str(d) for d in entry.input)}]")
+    groups = [g for g in entry.group_modules if g in entry.groups]
+    if groups:
+        lines.append(f"{inner}groups:")
+    for group in groups:
+        patterns = ", ".join(yaml_quoted(p) for p in entry.group_modules[group])
+        fields = ", ".join(
+            filter(None, [f"modules: [{patterns}]", _flow_values(entry.groups[group], headroom)])
+        )
+        lines.append(f"{inner}{' ' * step}{yaml_key(group)}: {{{fields}}}")
+    total = _flow_values(entry.total, headroom)
+    if total:
+        lines.append(f"{inner}total: {{{total}}}")
+    return "\n".join(lines) + "\n"
+
+
+def _flow_values(measured: Mapping[str, float], headroom: float) -> str:
+    return ", ".join(
+        f"{metric}: {format_quantity(budget_value(measured[metric], headroom, metric), metric)}"
+        for metric in NEW_ENTRY_METRICS
+        if metric in measured
+    )
+
+
+def _created_changes(entry: MeasuredEntry, headroom: float) -> list[BudgetChange]:
+    changes = [
+        BudgetChange(
+            entry.name, group, metric, None, budget_value(values[metric], headroom, metric)
+        )
+        for group, values in (
+            (g, entry.groups[g]) for g in entry.group_modules if g in entry.groups
+        )
+        for metric in NEW_ENTRY_METRICS
+        if metric in values
+    ]
+    changes += [
+        BudgetChange(entry.name, TOTAL_GROUP, m, None, budget_value(entry.total[m], headroom, m))
+        for m in NEW_ENTRY_METRICS
+        if m in entry.total
+    ]
+    return changes
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
+
+
+def yaml_key(name: str) -> str:
+    """A name as a YAML key: plain when that reads back as the same string
+    (``resnet18-mnist``), double-quoted otherwise (``"0"``, ``"yes"``, ``"a: b"``)."""
+    import yaml
+
+    # The pattern admits no YAML syntax, so safe_load only decides str vs 1.5/yes/null.
+    if _PLAIN_NAME.fullmatch(name) and yaml.safe_load(name) == name:
+        return name
+    return yaml_quoted(name)
+
+
+def yaml_quoted(text: str) -> str:
+    """A YAML double-quoted scalar that reads back as exactly ``text``: printable
+    characters as they are, everything else (and line breaks) escaped."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif (
+            0x20 <= code <= 0x7E
+            or (
+                0xA0 <= code <= 0xFFFD
+                and code not in (0x2028, 0x2029, 0xFEFF)
+                and not 0xD800 <= code <= 0xDFFF
+            )
+            or code >= 0x10000
+        ):
+            out.append(char)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return '"' + "".join(out) + '"'
+
+
+# -- reading the node tree -----------------------------------------------------------
+
+
+def _mapping_items(node: yaml.Node | None) -> Iterable[tuple[str, yaml.Node]]:
+    """(key, value node) of a mapping node; nothing for None or an empty value."""
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            yield str(key.value), value
+
+
+def _value_of(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    return next((value for name, value in _mapping_items(node) if name == key), None)
+
+
+def _key_of(node: yaml.MappingNode, key: str) -> yaml.Node | None:
+    return next((k for k, _ in node.value if k.value == key), None)
+
+
+def _last_node(node: yaml.Node) -> yaml.Node:
+    """The node that ends a block collection: its last scalar or flow collection."""
+    import yaml
+
+    while isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and not node.flow_style:
+        if not node.value:
+            break
+        last = node.value[-1]
+        node = last[1] if isinstance(node, yaml.MappingNode) else last
+    return node
+
+
+# -- validating and writing ----------------------------------------------------------
+
+
+def _validated(text: str, path: str) -> BudgetsFile:
+    """The new text must load; if not, it is a bug here, and nothing is written."""
+    try:
+        return parse_budgets(text, path)
+    except BudgetFileError as e:
+        raise BudgetFileError(
+            f"{path}: the updated file would not load ({e}); nothing was written. "
+            "Please report this as a pytest-actbudget bug.",
+            path=path,
+        ) from e
+
+
+def _check_values(loaded: BudgetsFile, changes: Iterable[BudgetChange], path: str) -> None:
+    """Every value written must read back as the budget meant."""
+    for change in changes:
+        entry = loaded.models.get(change.entry)
+        if entry is None:
+            read = None
+        elif change.group == TOTAL_GROUP:
+            read = entry.total.get(change.metric)
+        else:
+            limits = {g.name: g.limits for g in entry.groups}.get(change.group, {})
+            read = limits.get(change.metric)
+        if read != change.new:
+            raise BudgetFileError(
+                f"{path}: the updated file would read {change.entry}.{change.group}."
+                f"{change.metric} as {read}, not {change.new}; nothing was written. "
+                "Please report this as a pytest-actbudget bug.",
+                path=path,
+            )
+
+
+def _write(path: Path, text: str, name: str) -> None:
+    try:
+        write_atomic(path, text)
+    except OSError as e:
+        raise BudgetFileError(f"{name}: cannot write: {e.strerror or e}", path=name) from e
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8, line endings as given) so that a reader, or
+    a process killed half way, sees the old file or the new one, never a mix.
+
+    Temp file in the same folder, flushed and fsynced, the original's permission bits
+    copied, then ``os.replace``. A symlink is followed: its target is replaced.
+    """
+    target = Path(os.path.realpath(path))
+    data = text.encode("utf-8")
+    try:
+        mode: int | None = target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = None
+    temp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    # 0o666 and the umask, as a plain open() would create the file.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(temp, mode)
+        os.replace(temp, target)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temp)
+        raise
+    _fsync_folder(target.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable where the OS allows it (not on Windows)."""
+    with suppress(OSError, AttributeError):
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _text(value: float | None, metric: str) -> str:
+    return "-" if value is None else format_quantity(value, metric)
