@@ -1,0 +1,161 @@
+"""What runs alongside the traced forward: per-module forward hooks (calls, output
+shapes, output bytes) and autograd saved-tensor hooks (``saved_bytes``), plus the
+snapshot that puts the user's model back exactly as it was.
+
+Imported only while measuring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+
+from pytest_actbudget.measure_inputs import (
+    first_tensor,
+    iter_tensors,
+    tensor_bytes,
+    tensor_spec,
+    untraced,
+)
+from pytest_actbudget.results import TensorSpec
+
+# Every hook dict of nn.Module: whatever is added to one during a measurement
+# (ours, fvcore's scope hooks if its trace raised) is removed afterwards.
+_HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+)
+
+
+@dataclass
+class ModuleRecord:
+    """What the hooks saw of one module (own numbers, not yet summed over the subtree)."""
+
+    leaf: bool
+    calls: int = 0
+    output: TensorSpec | None = None  # first tensor output of the first call
+    out_bytes: int = 0  # all tensor outputs, every call; leaf modules only
+    saved_bytes: int = 0  # saved for backward while this was the innermost module
+
+
+def _storage_key(tensor: torch.Tensor) -> int:
+    # The StorageImpl address: shared by every view of a tensor, distinct on meta too.
+    key: int = tensor.untyped_storage()._cdata
+    return key
+
+
+class Recorder:
+    """Forward hooks on every module and saved-tensor hooks, for one forward."""
+
+    def __init__(self, paths: dict[nn.Module, str]) -> None:
+        self.paths = paths
+        self.records = {
+            path: ModuleRecord(leaf=next(module.children(), None) is None)
+            for module, path in paths.items()
+        }
+        self.call_order: list[str] = []  # paths in first-call order
+        self._stack = [""]
+        self._kept: dict[int, Any] = {}
+        self._excluded = {
+            _storage_key(tensor)
+            for module in paths
+            for tensor in (*module.parameters(recurse=False), *module.buffers(recurse=False))
+        }
+
+    @contextmanager
+    def recording(self) -> Iterator[None]:
+        handles = []
+        try:
+            for module, path in self.paths.items():
+                handles.append(module.register_forward_pre_hook(partial(self._enter, path)))
+                handles.append(
+                    module.register_forward_hook(partial(self._exit, path), always_call=True)
+                )
+            with torch.autograd.graph.saved_tensors_hooks(self._pack, _unpack):
+                yield
+        finally:
+            for handle in handles:
+                handle.remove()
+            self._kept.clear()
+
+    def _enter(self, path: str, module: nn.Module, args: Any) -> None:
+        record = self.records[path]
+        if record.calls == 0:
+            self.call_order.append(path)
+        record.calls += 1
+        self._stack.append(path)
+
+    def _exit(self, path: str, module: nn.Module, args: Any, output: Any) -> None:
+        if len(self._stack) > 1:
+            self._stack.pop()
+        record = self.records[path]
+        with untraced():
+            if record.output is None:
+                tensor = first_tensor(output)
+                if tensor is not None:
+                    record.output = tensor_spec(tensor)
+            if record.leaf:
+                record.out_bytes += sum(tensor_bytes(t) for t in iter_tensors(output))
+
+    def _pack(self, tensor: torch.Tensor) -> None:
+        key = _storage_key(tensor)
+        if key not in self._kept and key not in self._excluded:
+            storage = tensor.untyped_storage()
+            # Keeping the storage alive (as a training forward would) stops its
+            # address from being reused by a later tensor and wrongly deduplicated.
+            self._kept[key] = storage
+            self.records[self._stack[-1]].saved_bytes += storage.nbytes()
+        # Nothing is kept in the autograd graph: no backward ever runs on it.
+        return None
+
+
+def _unpack(packed: None) -> torch.Tensor:
+    raise RuntimeError("pytest-actbudget measured this graph; it cannot run backward")
+
+
+class ModelState:
+    """A snapshot of everything a measurement could change on the user's model:
+    training flags, ``requires_grad``, hook dicts and buffer values (a train-mode
+    forward updates BatchNorm running stats)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        modules = list(model.modules())
+        self._training = [(module, module.training) for module in modules]
+        self._requires_grad = [(p, p.requires_grad) for p in model.parameters()]
+        self._hooks = [
+            (module, {name: set(getattr(module, name, {})) for name in _HOOK_DICTS})
+            for module in modules
+        ]
+        with torch.no_grad():
+            self._buffers = [
+                (b, b.clone(), b._version) for b in model.buffers() if not b.is_inference()
+            ]
+
+    def restore(self) -> None:
+        for module, training in self._training:
+            module.training = training
+        for parameter, requires_grad in self._requires_grad:
+            parameter.requires_grad_(requires_grad)
+        for module, hooks in self._hooks:
+            for name, before in hooks.items():
+                current = getattr(module, name, None)
+                if current is None:
+                    continue
+                for key in [key for key in current if key not in before]:
+                    del current[key]
+        with torch.no_grad():
+            for buffer, saved, version in self._buffers:
+                # The version counter moves on every in-place write: copy back only those.
+                if buffer._version != version and buffer.shape == saved.shape:
+                    buffer.copy_(saved)

@@ -1,0 +1,158 @@
+"""Tracing tweaks that make a model on the ``meta`` device trace like one on the CPU.
+
+Two things differ on meta under the JIT tracer:
+
+- ``tensor.shape`` gives 0-d size tensors while tracing, and the meta kernels written
+  in Python pass comparisons of them to ``torch._check``, which insists on a bool;
+- ``aten::convolution`` is not recorded by the tracer (it records the
+  ``aten::_convolution`` that the CPU kernel calls), and the meta kernel of
+  ``convolution`` never calls ``_convolution``: convolutions would vanish.
+
+Imported only while measuring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+_BASE = torch._C.TensorBase
+_MISSING = object()
+
+
+def _int_shape(tensor: torch.Tensor) -> torch.Size:
+    sizes = _BASE.shape.__get__(tensor)  # type: ignore[attr-defined]
+    return torch.Size([int(size) for size in sizes])
+
+
+def _int_size(tensor: torch.Tensor, dim: int | None = None) -> Any:
+    shape = _int_shape(tensor)
+    return shape if dim is None else shape[dim]
+
+
+def _int_numel(tensor: torch.Tensor) -> int:
+    return int(_BASE.numel(tensor))
+
+
+@contextmanager
+def _patched(owner: Any, replacements: dict[str, Any]) -> Iterator[None]:
+    """Set attributes on ``owner`` and put back exactly what was there."""
+    saved = {name: owner.__dict__.get(name, _MISSING) for name in replacements}
+    for name, replacement in replacements.items():
+        setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        for name, original in saved.items():
+            if original is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
+@contextmanager
+def int_shapes() -> Iterator[None]:
+    """Tensor shapes read from Python are plain ints while we trace.
+
+    The traced graph is never replayed at other shapes, so nothing is lost; on top of
+    fixing meta kernels, shape arithmetic no longer shows up as uncounted
+    ``aten::mul``/``aten::div`` ops, on any device.
+    """
+    with _patched(
+        torch.Tensor, {"shape": property(_int_shape), "size": _int_size, "numel": _int_numel}
+    ):
+        yield
+
+
+def _as_list(value: Any, dims: int) -> list[int]:
+    return list(value) if isinstance(value, (tuple, list)) else [int(value)] * dims
+
+
+def _convolution(dims: int, original: Callable[..., Any]) -> Callable[..., Any]:
+    """``F.conv{dims}d`` calling ``torch._convolution``, the op the tracer records."""
+
+    def conv(
+        input: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        stride: Any = 1,
+        padding: Any = 0,
+        dilation: Any = 1,
+        groups: int = 1,
+    ) -> Any:
+        if isinstance(padding, str) or input.dim() != dims + 2:
+            # "same"/"valid" padding and unbatched inputs: left to torch (uncounted on meta).
+            return original(input, weight, bias, stride, padding, dilation, groups)
+        return _call(input, weight, bias, dims, stride, padding, dilation, False, 0, groups)
+
+    return conv
+
+
+def _transposed(dims: int, original: Callable[..., Any]) -> Callable[..., Any]:
+    """``F.conv_transpose{dims}d`` calling ``torch._convolution``."""
+
+    def conv_transpose(
+        input: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None = None,
+        stride: Any = 1,
+        padding: Any = 0,
+        output_padding: Any = 0,
+        groups: int = 1,
+        dilation: Any = 1,
+    ) -> Any:
+        if input.dim() != dims + 2:
+            return original(input, weight, bias, stride, padding, output_padding, groups, dilation)
+        return _call(
+            input, weight, bias, dims, stride, padding, dilation, True, output_padding, groups
+        )
+
+    return conv_transpose
+
+
+def _call(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    dims: int,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    transposed: bool,
+    output_padding: Any,
+    groups: int,
+) -> Any:
+    return torch._convolution(
+        input,
+        weight,
+        bias,
+        _as_list(stride, dims),
+        _as_list(padding, dims),
+        _as_list(dilation, dims),
+        transposed,
+        _as_list(output_padding, dims),
+        int(groups),
+        False,  # benchmark
+        False,  # deterministic
+        True,  # cudnn_enabled
+        True,  # allow_tf32
+    )
+
+
+@contextmanager
+def traceable_meta_convolutions(enabled: bool) -> Iterator[None]:
+    """On meta, route the functional convolutions through ``torch._convolution``."""
+    if not enabled:
+        yield
+        return
+    replacements = {}
+    for dims in (1, 2, 3):
+        replacements[f"conv{dims}d"] = _convolution(dims, getattr(F, f"conv{dims}d"))
+        name = f"conv_transpose{dims}d"
+        replacements[name] = _transposed(dims, getattr(F, name))
+    with _patched(F, replacements):
+        yield

@@ -1,0 +1,172 @@
+"""One fvcore JIT trace of a model -> Profile.
+
+The trace runs once, with grad enabled (so autograd saves what a training forward
+saves), with our forward and saved-tensor hooks attached, and with one
+``JitModelAnalysis`` whose handles count FLOPs and activations together. Imported
+by ``measure`` only while measuring: this module imports torch and fvcore.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from fvcore.nn.jit_analysis import JitModelAnalysis
+from torch import nn
+
+from pytest_actbudget.measure_handles import HANDLES
+from pytest_actbudget.measure_hooks import ModelState, Recorder
+from pytest_actbudget.measure_inputs import iter_tensors, replace_tensors, tensor_spec
+from pytest_actbudget.measure_meta import int_shapes, traceable_meta_convolutions
+from pytest_actbudget.results import LayerStats, Profile
+
+#: Name of the user's model inside the wrapper that binds its inputs.
+_INNER = "model"
+
+
+class ForwardFailed(Exception):
+    """The user's forward raised; ``__cause__`` is what it raised."""
+
+
+class NoTensorOutput(Exception):
+    """The user's forward returned nothing the tracer can follow."""
+
+    def __init__(self, output: Any) -> None:
+        super().__init__(f"its forward returned no tensor (got {type(output).__name__})")
+
+
+class _Bound(nn.Module):
+    """The user's model with its inputs bound, as the JIT tracer wants it: a flat
+    tuple of tensors in (the non-tensor arguments and forward kwargs are fixed) and a
+    flat tuple of tensors out (dicts, dataclasses and tuples are flattened)."""
+
+    def __init__(self, model: nn.Module, structure: tuple[Any, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self._structure = structure
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        args, kwargs = replace_tensors(self._structure, iter(tensors))
+        try:
+            output = self.model(*args, **kwargs)
+        except Exception as error:
+            raise ForwardFailed() from error
+        flat = tuple(iter_tensors(output))
+        if not flat:
+            raise NoTensorOutput(output)
+        return flat
+
+
+@contextmanager
+def _measuring(on_meta: bool) -> Iterator[None]:
+    """Grad on (autograd must save what training saves), RNG untouched (dropout
+    draws), and the fused multi-head-attention fast path off (it hides FLOPs)."""
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with (
+            torch.random.fork_rng(devices=[]),
+            torch.inference_mode(False),
+            torch.enable_grad(),
+            int_shapes(),
+            traceable_meta_convolutions(on_meta),
+        ):
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+def trace_profile(
+    model: nn.Module, inputs: tuple[Any, ...], kwargs: Mapping[str, Any], counting: str
+) -> Profile:
+    """Measure ``model(*inputs, **kwargs)`` with one trace; see ``measure``."""
+    structure = (inputs, dict(kwargs))
+    tensors = tuple(iter_tensors(structure))
+    paths = {module: path for path, module in model.named_modules()}
+    recorder = Recorder(paths)
+    state = ModelState(model)
+    bound = _Bound(model, structure)
+    analysis = (
+        JitModelAnalysis(bound, tensors)
+        .set_op_handle(**HANDLES[counting])
+        .unsupported_ops_warnings(False)
+        .uncalled_modules_warnings(False)
+        .tracer_warnings("none")
+    )
+    try:
+        on_meta = any(t.is_meta for t in (*tensors, *model.parameters()))
+        with _measuring(on_meta), recorder.recording():
+            counts = analysis.by_module_and_operator()
+        uncounted = Counter(analysis.unsupported_ops(""))
+    finally:
+        state.restore()
+    return _profile(model, tensors, counting, paths, recorder, counts, uncounted)
+
+
+def _profile(
+    model: nn.Module,
+    tensors: tuple[torch.Tensor, ...],
+    counting: str,
+    paths: dict[nn.Module, str],
+    recorder: Recorder,
+    counts: Mapping[str, Counter[str]],
+    uncounted: Counter[str],
+) -> Profile:
+    # Own (exclusive) bytes of every module, then summed into every ancestor path.
+    act_bytes: Counter[str] = Counter()
+    saved_bytes: Counter[str] = Counter()
+    for path, record in recorder.records.items():
+        for ancestor in _ancestors(path):
+            act_bytes[ancestor] += record.out_bytes
+            saved_bytes[ancestor] += record.saved_bytes
+    for key, count in counts.get(_INNER, Counter()).items():
+        if key.startswith("unknown/"):
+            uncounted[key.removeprefix("unknown/")] += count
+
+    called = [path for path in recorder.call_order if path]
+    uncalled = [path for path in paths.values() if path and recorder.records[path].calls == 0]
+    modules = {path: module for module, path in paths.items()}
+    layers = []
+    for path in ["", *called, *uncalled]:
+        module, record = modules[path], recorder.records[path]
+        ops = counts.get(f"{_INNER}.{path}" if path else _INNER, Counter())
+        params = {id(p): p for p in module.parameters()}.values()
+        layers.append(
+            LayerStats(
+                path=path,
+                type=type(module).__name__,
+                output_shape=record.output.shape if record.output else None,
+                output_dtype=record.output.dtype if record.output else None,
+                params=sum(p.numel() for p in params),
+                trainable=sum(p.numel() for p in params if p.requires_grad),
+                flops=_total(ops, "flops/"),
+                activations=_total(ops, "act/"),
+                act_bytes=act_bytes[path],
+                saved_bytes=saved_bytes[path],
+                calls=record.calls,
+                leaf=record.leaf,
+            )
+        )
+    return Profile(
+        model=type(model).__name__,
+        inputs=tuple(tensor_spec(t) for t in tensors),
+        counting=counting,
+        layers=tuple(layers),
+        uncounted_ops=dict(sorted(uncounted.items())),
+    )
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    """``"a.b"`` -> ``""``, ``"a"``, ``"a.b"``."""
+    yield ""
+    if path:
+        parts = path.split(".")
+        for end in range(1, len(parts) + 1):
+            yield ".".join(parts[:end])
+
+
+def _total(ops: Counter[str], prefix: str) -> int:
+    return int(sum(count for key, count in ops.items() if key.startswith(prefix)))
