@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pytest_actbudget.errors import ActBudgetError
@@ -179,13 +180,14 @@ def _init(args: argparse.Namespace) -> int:
     from pytest_actbudget.budgets import DEFAULT_HEADROOM, load_budgets
     from pytest_actbudget.budgets_write import MeasuredEntry, update_budgets
     from pytest_actbudget.grouping import auto_groups, group_profile
+    from pytest_actbudget.units import format_percent
 
     budgets = load_budgets(args.file)
     existing = budgets.models.get(args.name)
     if existing is not None and not args.force:
         raise UsageError(
             f"{args.file}:{existing.line}: entry '{args.name}' exists already; "
-            "pass --force to replace its budgets with the measured ones"
+            "pass --force to re-record its budgets from this measurement"
         )
     counting = args.counting or budgets.counting
     if budgets.exists and args.counting and args.counting != budgets.counting:
@@ -206,10 +208,11 @@ def _init(args: argparse.Namespace) -> int:
         total={metric: profile.total.metric(metric) for metric in ABSOLUTE_METRICS},
         input=profile.inputs[0].shape if profile.inputs else None,
     )
+    Path(args.file).parent.mkdir(parents=True, exist_ok=True)
     summary = update_budgets(args.file, [entry], headroom, counting=counting)
-    print(f"wrote entry '{args.name}' to {args.file} ({headroom * 100:g}% headroom)")
     for line in summary.lines():
         print(line)
+    print(f"budgets = measured x (1 + {format_percent(headroom)} headroom), rounded up")
     return 0
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 from test_report_samples import make_result
 
+from pytest_actbudget.budgets import load_budgets
 from pytest_actbudget.cli import main
 from pytest_actbudget.report.json import render
 
@@ -285,3 +286,59 @@ def test_the_console_script_points_at_main() -> None:
     (script,) = [ep for ep in metadata.entry_points(group="console_scripts")
                  if ep.name == "actbudget"]  # fmt: skip
     assert script.value == "pytest_actbudget.cli:main"
+
+
+# -- init ---------------------------------------------------------------------------
+
+
+def test_init_writes_a_starter_entry_with_automatic_groups(project: Path) -> None:
+    run = actbudget(
+        project, "init", "tinynet:make", "--input", "2,3,16,16", "--name", "tiny", "--file",
+        "conf/budgets.yaml",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    budgets = load_budgets(project / "conf" / "budgets.yaml", must_exist=True)
+    entry = budgets.models["tiny"]
+    assert entry.input == (2, 3, 16, 16)
+    assert [(g.name, g.modules) for g in entry.groups] == [
+        ("0", ("0",)), ("1", ("1",)), ("2", ("2",)), ("3", ("3",)), ("4", ("4",))
+    ]  # fmt: skip
+    limits = {g.name: g.limits for g in entry.groups}
+    # measured x 1.1, rounded up to 3 significant digits: conv "0" 110,592 flops ->
+    # 121,651.2 -> 122,000; "2.0" 147,456 -> 162,201.6 -> 163,000; params 216 -> 237.6 -> 238.
+    assert limits["0"]["flops"] == 122_000
+    assert limits["0"]["params"] == 238
+    assert limits["2"]["flops"] == 163_000
+    # total: 278,528 flops -> 306,380.8 -> 307,000; 11,634 params -> 12,797.4 -> 12,800.
+    assert entry.total["flops"] == 307_000
+    assert entry.total["params"] == 12_800
+    assert run.stdout.splitlines() == [
+        "created conf/budgets.yaml",
+        "conf/budgets.yaml: created entry 'tiny' (5 groups)",
+        "budgets = measured x (1 + 10% headroom), rounded up",
+    ]
+
+
+def test_init_refuses_an_existing_entry_unless_forced(
+    capsys: pytest.CaptureFixture[str], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(project))
+    (project / "budgets.yaml").write_text(
+        "version: 1\nmodels:\n  # the tiny one\n  tiny:\n    total: {flops: 1}\n",
+        encoding="utf-8",
+    )
+    args = ["init", "tinynet:make", "--input", "2,3,16,16", "--name", "tiny"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        "actbudget init: error: budgets.yaml:4: entry 'tiny' exists already; pass --force "
+        "to re-record its budgets from this measurement\n"
+    )
+    assert main([*args, "--force", "--headroom", "0%"]) == 0
+    # An existing entry keeps its shape and comments: its one budget is re-recorded,
+    # 278,528 flops rounded up to 3 significant digits.
+    assert (project / "budgets.yaml").read_text(encoding="utf-8") == (
+        "version: 1\nmodels:\n  # the tiny one\n  tiny:\n    total: {flops: 279K}\n"
+    )
+    assert main([*args[:-1], "other", "--counting", "macs"]) == 2
+    assert "counts flops as 'fvcore'; --counting macs would mix units" in capsys.readouterr().err

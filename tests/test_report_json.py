@@ -12,10 +12,8 @@ from typing import Any
 import pytest
 from test_report_samples import make_result, sample_results
 
-from pytest_actbudget.report import json as json_report
-from pytest_actbudget.report.json import ReportFileError, environment, load, render
+from pytest_actbudget.report.json import SCHEMA_PATH, ReportFileError, environment, load, render
 
-SCHEMA_PATH = Path(json_report.__file__).with_name("schema.json")
 ENV = {"python": "3.11.7", "torch": "2.13.0", "fvcore": "0.1.5", "pytest_actbudget": "0.1.0"}
 
 

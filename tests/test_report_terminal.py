@@ -152,3 +152,10 @@ def test_bar_uses_eighth_blocks_in_a_fixed_width(
 def test_headline_counts_each_outcome() -> None:
     assert headline([]) == "0 entries checked: all within budget"
     assert headline([make_result()]) == "1 entry checked: all within budget"
+
+
+def test_a_violation_that_rounds_to_its_budget_shows_exact_numbers() -> None:
+    # 10,186 params against 10,180 both read 10.2K; exact numbers show why it failed:
+    # 10,186 / 10,180 - 1 = 0.06% -> +0.1%.
+    text = render([make_result(total_budgets={"params": 10_180})])
+    assert "  over: total params 10,186 > budget 10,180 (+0.1%)\n" in text

@@ -10,13 +10,20 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
-from pytest_actbudget.results import BudgetResult, GroupResult, TensorSpec, Violation
+from pytest_actbudget.results import (
+    SHARE_METRICS,
+    BudgetResult,
+    GroupResult,
+    TensorSpec,
+    Violation,
+)
 from pytest_actbudget.units import human
 
 __all__ = [
     "GROUP_COLUMNS",
     "OUTCOME_WORDS",
     "bar",
+    "compared",
     "group_use",
     "headline",
     "human",
@@ -105,6 +112,18 @@ def over_text(violation: Violation) -> str:
     if violation.is_share:
         return f"+{over:.1f} pts"
     return f"+{over * 100:.1f}%"
+
+
+def compared(violation: Violation) -> tuple[str, str]:
+    """Measured and budget as text: short, unless both would read the same
+    (``11.0M`` over ``11.0M``), then exact (``11,017,984`` over ``11,000,000``)."""
+    metric = violation.metric
+    measured, budget = human(violation.measured, metric), human(violation.budget, metric)
+    if measured != budget:
+        return measured, budget
+    if metric in SHARE_METRICS:
+        return f"{violation.measured * 100:.3f}%", f"{violation.budget * 100:.3f}%"
+    return f"{violation.measured:,.0f}", f"{violation.budget:,.0f}"
 
 
 def bar(fraction: float, width: int = 10) -> str:

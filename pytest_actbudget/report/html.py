@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from pytest_actbudget.report.format import (
     OUTCOME_WORDS,
+    compared,
     group_use,
     headline,
     human,
@@ -82,9 +83,8 @@ def _violations(results: Sequence[BudgetResult]) -> str:
         "<tr>"
         f'<td><a href="#entry-{index}">{_e(result.name)}</a></td>'
         f"<td>{_e(violation.group)}</td><td>{_e(violation.metric)}</td>"
-        f'<td class="num">{human(violation.measured, violation.metric)}</td>'
-        f'<td class="num">{human(violation.budget, violation.metric)}</td>'
-        f'<td class="num">{_e(over_text(violation))}</td></tr>'
+        + "".join(f'<td class="num">{_e(text)}</td>' for text in compared(violation))
+        + f'<td class="num">{_e(over_text(violation))}</td></tr>'
         for index, result in enumerate(results)
         for violation in result.violations
     ]

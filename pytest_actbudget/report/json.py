@@ -16,9 +16,11 @@ from typing import Any
 from pytest_actbudget.errors import ActBudgetError
 from pytest_actbudget.results import BudgetResult
 
-__all__ = ["SCHEMA_VERSION", "ReportFileError", "environment", "load", "render"]
+__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "ReportFileError", "environment", "load", "render"]
 
 SCHEMA_VERSION = 1
+#: The JSON Schema (draft 2020-12) of this report format, shipped with the package.
+SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
 #: Distributions whose versions make numbers comparable between two reports.
 _DISTRIBUTIONS: Mapping[str, str] = {

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from pytest_actbudget.report.format import (
     OUTCOME_WORDS,
+    compared,
     group_use,
     headline,
     human,
@@ -53,8 +54,7 @@ def _violations(results: Sequence[BudgetResult]) -> list[str]:
             escape(result.name),
             escape(violation.group),
             violation.metric,
-            human(violation.measured, violation.metric),
-            human(violation.budget, violation.metric),
+            *compared(violation),
             over_text(violation),
         )
         for result in ordered(results)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pytest_actbudget.report.format import (
     OUTCOME_WORDS,
     bar,
+    compared,
     group_use,
     headline,
     human,
@@ -57,15 +58,12 @@ def entry_lines(
     if result.nodeid:
         lines.append(_INDENT + palette.paint(result.nodeid, "dim"))
     for violation in result.violations:
-        lines.append(
-            _INDENT
-            + palette.paint(
-                f"over: {violation.group} {violation.metric} "
-                f"{human(violation.measured, violation.metric)} > budget "
-                f"{human(violation.budget, violation.metric)} ({over_text(violation)})",
-                "bad",
-            )
+        measured, budget = compared(violation)
+        text = (
+            f"over: {violation.group} {violation.metric} {measured} > budget {budget} "
+            f"({over_text(violation)})"
         )
+        lines.append(_INDENT + palette.paint(text, "bad"))
     if result.outcome in ("error", "no_budget") and result.message:
         lines.extend(
             _INDENT + palette.outcome(line, result.outcome) for line in result.message.splitlines()
