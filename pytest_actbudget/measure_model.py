@@ -7,6 +7,7 @@ plugin costs nothing in a run without act_budget tests.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from pytest_actbudget.errors import MeasurementError
@@ -71,7 +72,11 @@ def _measure(model: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any], counti
             f"could not measure {name}: it is not a torch.nn.Module "
             "(measure takes the model first, then its example inputs)"
         )
-    from pytest_actbudget.measure_trace import ForwardFailed, NoTensorOutput, trace_profile
+    with warnings.catch_warnings():
+        # fvcore.nn scripts its losses at import: torch.jit.script's DeprecationWarning
+        # says nothing to our users.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pytest_actbudget.measure_trace import ForwardFailed, NoTensorOutput, trace_profile
 
     try:
         return trace_profile(model, inputs, kwargs, counting)
