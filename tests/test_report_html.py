@@ -164,3 +164,21 @@ def test_entries_without_groups_have_no_group_chart(index: int) -> None:
     result = sample_results()[index]
     doc = parse(render([result]))
     assert not doc.find("figure", "group-chart")
+
+
+def test_the_entries_index_links_every_entry_with_its_outcome() -> None:
+    doc = parse(render(sample_results()))
+    (index,) = [e for e in doc.find("section") if e.attrs.get("id") == "entries"]
+    links = [(a.text, a.attrs["href"]) for a in doc.find("a") if index in a.parents]
+    assert links == [
+        ("stem-over", "#entry-0"),
+        ("broken", "#entry-1"),
+        ("unlisted", "#entry-2"),
+        ("stem-ok", "#entry-3"),
+    ]
+    outcomes = [e.text for e in doc.find("span", "outcome") if index in e.parents]
+    assert outcomes == ["OVER BUDGET", "ERROR", "NO BUDGET", "passed"]
+    cells = [e.text for e in doc.find("td") if index in e.parents]
+    # stem-ok: total 118,857,728 flops, 803,456 activations, 10,186 params; its largest
+    # budget use is the total's 10,186 / 12,000 params = 85%.
+    assert cells[-6:] == ["", "", "118.9M", "803.5K", "10.2K", "85%"]

@@ -19,7 +19,8 @@ def test_headline_then_violations_then_one_table_per_entry() -> None:
         "### stem-over — OVER BUDGET",
         "### broken — ERROR",
         "### unlisted — NO BUDGET",
-        "### stem-ok — passed",
+        "### Within budget",
+        "#### stem-ok — passed",
     ]
     assert "**4 entries checked: 1 over budget, 1 error, 1 without budget**" in text
     # stem: 118,816,768 flops against 100M: +18.8% (see test_report_samples for the sums).
@@ -44,6 +45,22 @@ def test_entry_table_shows_groups_total_and_budget_use() -> None:
     ) in text
     assert "Sequential on 64x3x28x28 float32 · counting: fvcore · budgets: budgets.yaml:4" in text
     assert "Uncounted operators: aten::adaptive\\_avg\\_pool2d x1, aten::add\\_ x2" in text
+
+
+def test_entries_within_budget_share_one_table_and_fold_their_groups() -> None:
+    text = render([make_result("a"), make_result("b", stem_budget=100e6), make_result("c")])
+    # max budget use of a passed entry: stem 118.8M / 200M = 59%, head 65%, total
+    # 10,186 / 12,000 params = 85% -> 85%.
+    assert (
+        "### Within budget\n\n"
+        "| entry | model | flops | activations | params | max budget use |\n"
+        "| :--- | :--- | ---: | ---: | ---: | ---: |\n"
+        "| a | Sequential | 118.9M | 803.5K | 10.2K | 85% |\n"
+        "| c | Sequential | 118.9M | 803.5K | 10.2K | 85% |\n\n"
+        "<details><summary>Groups of each entry within budget</summary>\n\n#### a — passed\n"
+    ) in text
+    assert text.index("### b — OVER BUDGET") < text.index("### Within budget")
+    assert text.endswith("</details>\n")
 
 
 def test_errors_show_their_message_as_a_quote() -> None:

@@ -24,7 +24,7 @@ from pytest_actbudget.report.format import (
     use_text,
 )
 from pytest_actbudget.report.html_charts import group_chart, layer_chart
-from pytest_actbudget.results import BudgetResult
+from pytest_actbudget.results import BudgetResult, GroupResult
 
 __all__ = ["render"]
 
@@ -72,6 +72,7 @@ def render(results: Sequence[BudgetResult]) -> str:
         "<h1>act budget summary</h1>",
         f'<p class="headline">{_e(headline(results))}</p>',
         _violations(entries),
+        _index(entries),
         *(_entry(index, result) for index, result in enumerate(entries)),
         "</body></html>",
     ]
@@ -97,6 +98,36 @@ def _violations(results: Sequence[BudgetResult]) -> str:
         + "".join(rows)
         + "</table></section>"
     )
+
+
+def _index(results: Sequence[BudgetResult]) -> str:
+    """One row per entry, linking to its section: the way in for a large suite."""
+    rows = []
+    for index, result in enumerate(results):
+        profile = result.profile
+        uses = [use for group in _groups(result) if (use := group_use(group)) is not None]
+        cells = (
+            human(profile.total.flops, "flops") if profile else "-",
+            human(profile.total.activations, "activations") if profile else "-",
+            human(profile.total.params, "params") if profile else "-",
+            use_text(max(uses)) if uses else "-",
+        )
+        word = OUTCOME_WORDS.get(result.outcome, result.outcome)
+        rows.append(
+            f'<tr><td><a href="#entry-{index}">{_e(result.name)}</a></td>'
+            f'<td><span class="outcome {_e(result.outcome)}">{_e(word)}</span></td>'
+            + "".join(f'<td class="num">{_e(cell)}</td>' for cell in cells)
+            + "</tr>"
+        )
+    return (
+        '<section id="entries"><h2>Entries</h2><table><tr><th>entry</th><th>outcome</th>'
+        "<th class=num>flops</th><th class=num>activations</th><th class=num>params</th>"
+        "<th class=num>max budget use</th></tr>" + "".join(rows) + "</table></section>"
+    )
+
+
+def _groups(result: BudgetResult) -> tuple[GroupResult, ...]:
+    return (*result.groups, *((result.total,) if result.total else ()))
 
 
 def _entry(index: int, result: BudgetResult) -> str:
@@ -137,7 +168,7 @@ def _entry(index: int, result: BudgetResult) -> str:
 def _groups_table(result: BudgetResult) -> str:
     heads = ("group", "flops", "share", "activations", "params", "act_bytes", "budget use")
     rows = []
-    for group in (*result.groups, *((result.total,) if result.total else ())):
+    for group in _groups(result):
         stats = group.stats
         use = group_use(group)
         over = bool(group.violations) or (use is not None and use > 1.0)

@@ -22,7 +22,7 @@ from pytest_actbudget.report.format import (
     uncounted_text,
     use_text,
 )
-from pytest_actbudget.results import BudgetResult
+from pytest_actbudget.results import BudgetResult, GroupResult
 
 __all__ = ["escape", "render"]
 
@@ -40,12 +40,44 @@ def escape(text: str) -> str:
 
 
 def render(results: Sequence[BudgetResult]) -> str:
-    """The whole Markdown report."""
+    """The whole Markdown report.
+
+    Entries that need a look (over budget, error, no budget) each get their table;
+    entries within budget share one summary table, with their group tables folded
+    in a ``<details>`` block so that a suite of hundreds of tests stays readable.
+    """
     lines = ["## act budget summary", "", f"**{headline(results)}**", ""]
     lines.extend(_violations(results))
+    passed = [result for result in results if result.passed]
     for result in ordered(results):
-        lines.extend(_entry(result))
+        if not result.passed:
+            lines.extend(_entry(result))
+    if passed:
+        lines.extend(_within_budget(passed))
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _within_budget(results: Sequence[BudgetResult]) -> list[str]:
+    rows = []
+    for result in results:
+        profile = result.profile
+        uses = [use for group in _rows(result) if (use := group_use(group)) is not None]
+        rows.append(
+            (
+                escape(result.name),
+                escape(profile.model) if profile else "-",
+                human(profile.total.flops, "flops") if profile else "-",
+                human(profile.total.activations, "activations") if profile else "-",
+                human(profile.total.params, "params") if profile else "-",
+                use_text(max(uses)) if uses else "-",
+            )
+        )
+    heads = ("entry", "model", "flops", "activations", "params", "max budget use")
+    lines = ["### Within budget", "", *_table(heads, rows, right=(2, 3, 4, 5)), ""]
+    lines += ["<details><summary>Groups of each entry within budget</summary>", ""]
+    for result in results:
+        lines.extend(_entry(result, level="####"))
+    return [*lines, "</details>", ""]
 
 
 def _violations(results: Sequence[BudgetResult]) -> list[str]:
@@ -66,9 +98,9 @@ def _violations(results: Sequence[BudgetResult]) -> list[str]:
     return ["### Over budget", "", *_table(heads, rows, right=(3, 4, 5)), ""]
 
 
-def _entry(result: BudgetResult) -> list[str]:
+def _entry(result: BudgetResult, level: str = "###") -> list[str]:
     word = OUTCOME_WORDS.get(result.outcome, result.outcome)
-    lines = [f"### {escape(result.name)} — {word}", ""]
+    lines = [f"{level} {escape(result.name)} — {word}", ""]
     facts = []
     if result.profile is not None:
         facts.append(escape(f"{result.profile.model} on {inputs_text(result.profile.inputs)}"))
@@ -89,7 +121,7 @@ def _entry(result: BudgetResult) -> list[str]:
             human(group.stats.params, "params"),
             _use_cell(group_use(group), bool(group.violations)),
         )
-        for group in (*result.groups, *((result.total,) if result.total else ()))
+        for group in _rows(result)
     ]
     if rows:
         heads = ("group", "flops", "share", "activations", "params", "budget use")
@@ -100,6 +132,10 @@ def _entry(result: BudgetResult) -> list[str]:
             "",
         ]
     return lines
+
+
+def _rows(result: BudgetResult) -> tuple[GroupResult, ...]:
+    return (*result.groups, *((result.total,) if result.total else ()))
 
 
 def _use_cell(use: float | None, violated: bool) -> str:
