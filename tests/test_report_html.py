@@ -98,11 +98,11 @@ def test_group_charts_draw_bars_and_budget_lines() -> None:
     flops_chart = [e for e in doc.elements if e.within("group-chart") and e.within("flops")]
     bars = [e for e in flops_chart if e.tag == "rect"]
     assert [b.attrs["data-group"] for b in bars] == ["stem", "head", "(other)"]
-    # Scale = max(largest group 118,816,768, stem budget 200M) = 200M over 280 px from
-    # x = 150: stem bar 280 x 118,816,768 / 200M = 166.3 px, its budget line at 150 + 280.
-    assert bars[0].attrs["width"] == "166.3"
+    # Scale = max(largest group 118,816,768, stem budget 200M) = 200M over 250 px from
+    # x = 150: stem bar 250 x 118,816,768 / 200M = 148.5 px, its budget line at 150 + 250.
+    assert bars[0].attrs["width"] == "148.5"
     lines = [e for e in flops_chart if e.tag == "line"]
-    assert [(e.attrs["data-group"], e.attrs["x1"]) for e in lines] == [("stem", "430.0")]
+    assert [(e.attrs["data-group"], e.attrs["x1"]) for e in lines] == [("stem", "400.0")]
     assert "over" not in bars[0].classes
     # head's only budget is on params: no line in the flops or activations chart.
     act_chart = [e for e in doc.elements if e.within("group-chart") and e.within("activations")]
@@ -114,10 +114,10 @@ def test_a_group_over_budget_is_drawn_red_with_its_line_inside_the_bar() -> None
     flops_chart = [e for e in doc.elements if e.within("group-chart") and e.within("flops")]
     stem_bar = next(e for e in flops_chart if e.tag == "rect")
     assert stem_bar.classes == ["bar", "over"]
-    assert stem_bar.attrs["width"] == "280.0"  # the largest value sets the scale
+    assert stem_bar.attrs["width"] == "250.0"  # the largest value sets the scale
     (line,) = [e for e in flops_chart if e.tag == "line"]
-    # 150 + 280 x 100M / 118,816,768 = 150 + 235.66 px
-    assert line.attrs["x1"] == "385.7"
+    # 150 + 250 x 100M / 118,816,768 = 150 + 210.41 px
+    assert line.attrs["x1"] == "360.4"
     titles = [e.text for e in flops_chart if e.tag == "title"]
     assert "stem: budget 100.0M" in titles
 

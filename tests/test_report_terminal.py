@@ -11,7 +11,7 @@ import re
 import pytest
 from test_report_samples import make_result, sample_results
 
-from pytest_actbudget.report.format import bar, headline
+from pytest_actbudget.report.format import bar, headline, use_text
 from pytest_actbudget.report.terminal import render
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -159,3 +159,11 @@ def test_a_violation_that_rounds_to_its_budget_shows_exact_numbers() -> None:
     # 10,186 / 10,180 - 1 = 0.06% -> +0.1%.
     text = render([make_result(total_budgets={"params": 10_180})])
     assert "  over: total params 10,186 > budget 10,180 (+0.1%)\n" in text
+
+
+@pytest.mark.parametrize(
+    ("use", "text"),
+    [(None, "-"), (0.934, "93%"), (1.0, "100%"), (1.0017, "100.2%"), (1.188, "119%")],
+)
+def test_budget_use_never_reads_100_percent_when_over(use: float | None, text: str) -> None:
+    assert use_text(use) == text

@@ -101,6 +101,8 @@ def use_text(use: float | None) -> str:
         return "-"
     if math.isinf(use):
         return "inf"
+    if use > 1.0 and round(use * 100) <= 100:
+        return f"{use * 100:.1f}%"  # over, if only just: "100%" would read as within
     return f"{use * 100:.0f}%"
 
 

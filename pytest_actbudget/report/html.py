@@ -39,7 +39,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .outcome.passed { background: #1a7f37; }
 .outcome.over_budget, .outcome.error { background: #cf222e; }
 .outcome.no_budget { background: #9a6700; }
-.meta, .nodeid { color: #59636e; } .message { white-space: pre-wrap; color: #9a6700; }
+.meta, .nodeid { color: #59636e; }
+.message { white-space: pre-wrap; color: #9a6700; font-family: ui-monospace, monospace; }
 tr.over td { color: #cf222e; font-weight: 600; }
 .charts { display: flex; flex-wrap: wrap; gap: 24px; }
 figure { margin: 0 0 1em; } figcaption { font-weight: 600; margin-bottom: 4px; }

@@ -15,7 +15,7 @@ from pytest_actbudget.results import BudgetResult
 __all__ = ["group_chart", "layer_chart"]
 
 _LABEL = 150  # px for the group / layer label column
-_BAR = 280  # px for the longest bar of a group chart (two charts fit side by side)
+_BAR = 250  # px for the longest bar of a group chart (two charts fit side by side)
 _ROW = 20  # px per group row
 _COLUMN = 170  # px per metric column of the layer chart
 _LAYER_ROW = 16  # px per layer row
@@ -67,12 +67,14 @@ def group_chart(result: BudgetResult, metric: str, share_metric: str, title: str
         y = index * _ROW + 2
         length = _BAR * value / scale
         over = any(value > budget.value for budget in budgets)
+        # The value's label goes past the bar and past its budget lines, never on them.
+        label_at = max([length] + [_BAR * budget.value / scale for budget in budgets])
         parts.append(
             f'<text x="{_LABEL - 6}" y="{y + 13}" text-anchor="end">{_e(_short(name, 22))}</text>'
             f'<rect class="bar{" over" if over else ""}" data-group="{_e(name)}" '
             f'x="{_LABEL}" y="{y + 2}" width="{length:.1f}" height="{_ROW - 6}">'
             f"<title>{_e(name)}: {human(value, metric)} {_e(metric)}</title></rect>"
-            f'<text x="{_LABEL + length + 4:.1f}" y="{y + 13}">{human(value, metric)}</text>'
+            f'<text x="{_LABEL + label_at + 5:.1f}" y="{y + 13}">{human(value, metric)}</text>'
         )
         for budget in budgets:
             x = _LABEL + _BAR * budget.value / scale
