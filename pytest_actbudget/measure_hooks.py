@@ -138,9 +138,7 @@ class ModelState:
             for module in modules
         ]
         with torch.no_grad():
-            self._buffers = [
-                (b, b.clone(), b._version) for b in model.buffers() if not b.is_inference()
-            ]
+            self._buffers = [(b, b.clone()) for b in model.buffers() if not b.is_inference()]
 
     def restore(self) -> None:
         for module, training in self._training:
@@ -155,7 +153,8 @@ class ModelState:
                 for key in [key for key in current if key not in before]:
                     del current[key]
         with torch.no_grad():
-            for buffer, saved, version in self._buffers:
-                # The version counter moves on every in-place write: copy back only those.
-                if buffer._version != version and buffer.shape == saved.shape:
+            for buffer, saved in self._buffers:
+                # Every buffer: batch_norm updates running stats without bumping the
+                # version counter, so there is no cheap way to tell which changed.
+                if buffer.shape == saved.shape:
                     buffer.copy_(saved)

@@ -20,7 +20,8 @@ class ConvReluLinear(nn.Module):
         self.fc = nn.Linear(2 * 3 * 3, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.flat(self.relu(self.conv(x))))
+        out: torch.Tensor = self.fc(self.flat(self.relu(self.conv(x))))
+        return out
 
 
 class SdpaBlock(nn.Module):
@@ -39,7 +40,8 @@ class SdpaBlock(nn.Module):
             for t in self.qkv(x).chunk(3, dim=-1)
         )
         y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
-        return self.out(y.transpose(1, 2).reshape(batch, length, width))
+        out: torch.Tensor = self.out(y.transpose(1, 2).reshape(batch, length, width))
+        return out
 
 
 class SelfAttention(nn.Module):
@@ -83,7 +85,8 @@ class TiedLinear(nn.Module):
         self.second.bias = self.first.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.second(self.first(x))
+        out: torch.Tensor = self.second(self.first(x))
+        return out
 
 
 class Scaled(nn.Module):
@@ -103,7 +106,8 @@ class Scaled(nn.Module):
         y = self.fc(x) * scale
         if extra is not None:
             y = y + self.fc(extra["bias_input"])
-        return y
+        out: torch.Tensor = y
+        return out
 
 
 @dataclass
@@ -145,7 +149,8 @@ class WrongShapes(nn.Module):
         self.fc = nn.Linear(256, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x)
+        out: torch.Tensor = self.fc(x)
+        return out
 
 
 class DecoderLayer(nn.Module):
@@ -175,7 +180,8 @@ class DecoderLayer(nn.Module):
         a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.o(a.transpose(1, 2).reshape(batch, length, width))
         h = self.mlp_norm(x)
-        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+        out: torch.Tensor = x + self.down(F.silu(self.gate(h)) * self.up(h))
+        return out
 
 
 class Decoder(nn.Module):
@@ -226,4 +232,5 @@ class SmallCNN(nn.Module):
         self.head = nn.Linear(16, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.block(self.stem(x))).flatten(1))
+        out: torch.Tensor = self.head(self.pool(self.block(self.stem(x))).flatten(1))
+        return out

@@ -78,9 +78,7 @@ def test_small_cnn_depthwise_grouped_batchnorm_pool_in_both_conventions() -> Non
 def test_children_never_exceed_their_parent() -> None:
     profile = measure(SmallCNN(), torch.randn(2, 3, 16, 16))
     for layer in profile.layers:
-        children = [
-            c for c in profile.layers if c.path.rpartition(".")[0] == layer.path and c.path
-        ]
+        children = [c for c in profile.layers if c.path.rpartition(".")[0] == layer.path and c.path]
         if layer.path == "":
             children = [c for c in profile.layers if c.path and "." not in c.path]
         for metric in ("flops", "activations", "params", "act_bytes", "saved_bytes"):

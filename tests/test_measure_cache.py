@@ -1,0 +1,99 @@
+"""MeasureCache: one trace per (structure, parameter shapes, inputs, convention)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from nets import Scaled, SmallCNN
+from torch import nn
+
+from pytest_actbudget.measure import MeasureCache, measure
+
+
+def test_identical_model_hits_the_cache() -> None:
+    cache = MeasureCache()
+    x = torch.randn(2, 3, 16, 16)
+    first = measure(SmallCNN(), x, cache=cache)
+    # a new instance with other weights, other input values: same numbers, no trace
+    second = measure(SmallCNN(), torch.randn(2, 3, 16, 16), cache=cache)
+    assert second is first
+    assert (cache.hits, cache.misses, len(cache)) == (1, 1, 1)
+
+
+def _stride_one(model: SmallCNN) -> None:
+    conv = model.stem[0]
+    assert isinstance(conv, nn.Conv2d)
+    conv.stride = (1, 1)
+
+
+def _frozen_head(model: SmallCNN) -> None:
+    model.head.weight.requires_grad_(False)
+
+
+@pytest.mark.parametrize(
+    ("change", "inputs", "kwargs"),
+    [
+        (_stride_one, (torch.randn(2, 3, 16, 16),), {}),  # a hyperparameter
+        (_frozen_head, (torch.randn(2, 3, 16, 16),), {}),  # requires_grad
+        (lambda m: m.eval(), (torch.randn(2, 3, 16, 16),), {}),  # training flag
+        (None, (torch.randn(4, 3, 16, 16),), {}),  # input shape
+        (None, (torch.randn(2, 3, 16, 16, dtype=torch.float64),), {}),  # input dtype
+        (None, (torch.randn(2, 3, 16, 16),), {"counting": "macs"}),  # convention
+    ],
+)
+def test_anything_that_changes_numbers_misses(
+    change: Callable[[SmallCNN], Any] | None, inputs: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    cache = MeasureCache()
+    measure(SmallCNN(), torch.randn(2, 3, 16, 16), cache=cache)
+    model = SmallCNN()
+    if inputs[0].dtype == torch.float64:
+        model = model.double()
+    if change is not None:
+        change(model)
+    measure(model, *inputs, cache=cache, **kwargs)
+    assert (cache.hits, cache.misses) == (0, 2)
+
+
+def test_forward_kwargs_are_part_of_the_key() -> None:
+    cache, x = MeasureCache(), torch.randn(2, 3)
+    measure(Scaled(), x, scale=2.0, cache=cache)
+    measure(Scaled(), x, scale=3.0, cache=cache)
+    measure(Scaled(), x, scale=2.0, extra={"bias_input": torch.randn(2, 3)}, cache=cache)
+    measure(Scaled(), x, scale=2.0, cache=cache)
+    assert (cache.hits, cache.misses) == (1, 3)
+
+
+def _median_seconds(run: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def test_a_cached_measure_costs_under_5_percent_of_a_trace() -> None:
+    model, x = SmallCNN(), torch.randn(8, 3, 32, 32)
+    traced = _median_seconds(lambda: measure(model, x), repeat=3)
+    cache = MeasureCache()
+    measure(model, x, cache=cache)
+    cached = _median_seconds(lambda: measure(SmallCNN(), x, cache=cache), repeat=5)
+    # SmallCNN() construction is included in `cached` and still well under 5 %
+    assert cached < 0.05 * traced, (cached, traced)
+
+
+def test_importing_measure_and_the_cache_does_not_import_torch(tmp_path: Any) -> None:
+    import subprocess
+
+    code = (
+        "import sys; import pytest_actbudget.measure as m; m.MeasureCache();"
+        "print('torch' in sys.modules, 'fvcore' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
