@@ -118,7 +118,8 @@ def render(diff: ReportDiff, *, fail_over: float | None = None) -> str:
     """The diff as text; with ``fail_over`` (a fraction), growth past it is marked ``!``
     and listed at the end."""
     lines = [
-        f"{len(diff.entries)} entries: {diff.count('changed')} changed, "
+        f"{len(diff.entries)} {'entry' if len(diff.entries) == 1 else 'entries'}: "
+        f"{diff.count('changed')} changed, "
         f"{diff.count('same')} unchanged, {diff.count('added')} added, "
         f"{diff.count('removed')} removed"
     ]
