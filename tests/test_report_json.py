@@ -181,10 +181,11 @@ def test_load_names_a_missing_file(tmp_path: Path) -> None:
         load(tmp_path / "missing.json")
 
 
-def test_environment_reads_versions_without_importing_torch() -> None:
+def test_environment_and_renderers_do_not_import_torch() -> None:
     code = (
         "import sys, json\n"
         "from pytest_actbudget.report.json import environment\n"
+        "from pytest_actbudget.report import diff, html, markdown, terminal\n"
         "print(json.dumps([environment('cuda:0'), 'torch' in sys.modules]))\n"
     )
     out = subprocess.run(
