@@ -15,11 +15,11 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from .budgets import BudgetsFile, compose, parse_budgets, read_text
+from .budgets import RESERVED_GROUPS, BudgetsFile, compose, parse_budgets, read_text
 from .errors import BudgetFileError
 from .results import TOTAL_GROUP
 from .units import budget_value, format_percent, format_quantity
@@ -105,20 +105,24 @@ def update_budgets(
     in place; nothing is written then.
     """
     name = str(path)
+    # One entry per name, the last measurement winning; no reserved group names.
+    entries = list({entry.name: _unreserved(entry) for entry in entries}.values())
     text = read_text(Path(path), name, must_exist=False)
     if text is None:
         body = "".join(_entry_text(entry, headroom, 2, 2) for entry in entries)
         new_text = _header(counting, headroom) + "models:\n" + body
         loaded = _validated(new_text, name)
         changes = tuple(c for entry in entries for c in _created_changes(entry, headroom))
+        _check_values(loaded, changes, name)
         _write(Path(path), new_text, name)
         created = tuple(entry.name for entry in entries)
-        _check_values(loaded, changes, name)
         return UpdateSummary(name, True, created, (), (), changes)
-    editor = _Editor(text, name, headroom)
+    # libyaml's marks do not count a byte order mark (PyYAML's do): edit without it.
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    editor = _Editor(text[len(bom) :], name, headroom)
     for entry in entries:
         editor.record(entry)
-    new_text = editor.result()
+    new_text = bom + editor.result()
     if new_text != text:
         loaded = _validated(new_text, name)
         _check_values(loaded, editor.changes, name)
@@ -142,7 +146,7 @@ class _Editor:
         self.text = text
         self.path = path
         self.headroom = headroom
-        self.newline = "\r\n" if "\r\n" in text else "\n"
+        self.newline = _newline_of(text)
         self.loaded = parse_budgets(text, path)  # an invalid file is never edited
         self.root = compose(text, path)
         if "*" in text and any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text)):
@@ -260,23 +264,25 @@ class _Editor:
 
     def after_line(self, index: int) -> tuple[int, str]:
         """The start of the line after ``index`` (and a line break to add at EOF)."""
-        if index > 0 and self.text[index - 1] == "\n":
+        # Already at a line start, unless between the CR and the LF of a CRLF.
+        at_start = index > 0 and self.text[index - 1] in "\r\n"
+        if at_start and not self.text.startswith("\r\n", index - 1):
             return index, ""
-        end = self.text.find("\n", index)
-        if end == -1:
+        found = _LINE_BREAK.search(self.text, index)
+        if found is None:
             return len(self.text), self.newline
-        return end + 1, ""
+        return found.end(), ""
 
     def skip_trailing_comments(self, at: int, indent: int) -> int:
         """Comment lines indented like the entries still belong to the last entry."""
         best = at
-        for match in re.finditer(r"[^\n]*\n|[^\n]+$", self.text[at:]):
-            line = match.group()
+        for match in _LINE.finditer(self.text, at):
+            line = match.group().rstrip("\r\n")
             stripped = line.lstrip(" ")
             if not stripped.strip():
                 continue
             if stripped.startswith("#") and len(line) - len(stripped) >= indent:
-                best = at + match.end()
+                best = match.end()
                 continue
             break
         return best
@@ -294,6 +300,37 @@ class _Editor:
 
 
 # -- text of new entries -------------------------------------------------------------
+
+# YAML's line breaks as the file may use them: LF, CRLF or a lone CR (classic Mac).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+def _newline_of(text: str) -> str:
+    """The line break new lines get: the file's first one (LF for a one-line file)."""
+    found = _LINE_BREAK.search(text)
+    return found.group() if found else "\n"
+
+
+def _unreserved(entry: MeasuredEntry) -> MeasuredEntry:
+    """Rename automatic groups that would take a reserved name (a child module called
+    ``total``): ``total`` -> ``total_``, which reads the same in every report."""
+    taken = set(entry.group_modules) | set(entry.groups)
+    renames: dict[str, str] = {}
+    for group in entry.group_modules:
+        if group in RESERVED_GROUPS:
+            new = group + "_"
+            while new in taken or new in RESERVED_GROUPS:
+                new += "_"
+            taken.add(new)
+            renames[group] = new
+    if not renames:
+        return entry
+    return replace(
+        entry,
+        groups={renames.get(g, g): values for g, values in entry.groups.items()},
+        group_modules={renames.get(g, g): p for g, p in entry.group_modules.items()},
+    )
 
 
 def _header(counting: str, headroom: float) -> str:

@@ -357,3 +357,49 @@ def test_summary_lines_for_an_unwritten_update() -> None:
     summary = UpdateSummary("b.yaml", False, (), (), ("x", "y"), ())
     assert summary.lines() == ["b.yaml: unchanged: 'x', 'y'"]
     assert not summary.written
+
+
+def test_a_byte_order_mark_is_kept(tmp_path: Path) -> None:
+    # libyaml's marks skip the BOM while Python's count it: the edit must land on the
+    # value either way. STEM flops 118,013,952 x 1.1 -> 130M (derived above).
+    path = tmp_path / "budgets.yaml"
+    path.write_bytes("\ufeffversion: 1\nmodels:\n  e:\n    total: {flops: 1}\n".encode())
+    update_budgets(path, [MeasuredEntry("e", {}, {}, {"flops": 118_013_952}, None)], 0.1)
+    assert (
+        path.read_bytes() == "\ufeffversion: 1\nmodels:\n  e:\n    total: {flops: 130M}\n".encode()
+    )
+
+
+def test_classic_mac_line_endings_are_kept(tmp_path: Path) -> None:
+    # Lone CRs are YAML line breaks too; the new entry goes after 'a', before 'defaults'.
+    path = tmp_path / "budgets.yaml"
+    path.write_bytes(
+        b"version: 1\rmodels:\r  a:\r    total: {flops: 1}\rdefaults: {headroom: 5%}\r"
+    )
+    new = MeasuredEntry("new", {"g": STEM}, {"g": ("0",)}, {}, None)
+    update_budgets(path, [new], 0.1)
+    assert path.read_bytes() == (
+        b"version: 1\rmodels:\r  a:\r    total: {flops: 1}\r  new:\r    groups:\r"
+        b'      g: {modules: ["0"], flops: 130M, activations: 884K, params: 10.4K, '
+        b"act_bytes: 3.37MiB}\rdefaults: {headroom: 5%}\r"
+    )
+
+
+def test_a_group_named_like_a_reserved_one_is_renamed(tmp_path: Path) -> None:
+    # A model whose child module is called 'total' gets an automatic group 'total',
+    # which the file reserves for the whole model: it is written as 'total_'.
+    path = tmp_path / "budgets.yaml"
+    entry = MeasuredEntry("m", {"total": HEAD}, {"total": ("total",)}, {}, None)
+    update_budgets(path, [entry], 0.1)
+    groups = load_budgets(path).models["m"].groups
+    assert [(g.name, g.modules) for g in groups] == [("total_", ("total",))]
+    assert groups[0].limits["flops"] == 361_000  # 327,680 x 1.1 = 360,448 -> 361K
+
+
+def test_the_last_measurement_of_a_name_wins(tmp_path: Path) -> None:
+    path = tmp_path / "budgets.yaml"
+    first = MeasuredEntry("m", {}, {}, {"params": 100}, None)
+    second = MeasuredEntry("m", {}, {}, {"params": 200}, None)
+    summary = update_budgets(path, [first, second], 0.1)
+    assert summary.created == ("m",)
+    assert load_budgets(path).models["m"].total == {"params": 220}  # 200 x 1.1
