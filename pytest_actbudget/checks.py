@@ -114,7 +114,10 @@ def violation_message(result: BudgetResult) -> str:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"act_budget '{result.name}': {count} {noun} exceeded{where}"]
-    lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines += [
+        "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     seen: set[str] = set()
     for v in violations:
         if v.group in seen:
@@ -154,6 +157,7 @@ def _top_modules_line(result: BudgetResult, violation: Violation) -> str:
     shown = [layer for layer in leaves[:TOP_MODULES] if layer.metric(metric) > 0]
     if not shown:
         return ""
-    listed = ", ".join(f"{layer.path} ({layer.type}) {human(layer.metric(metric), metric)}" for layer in shown)
+    listed = ", ".join(
+        f"{layer.path} ({layer.type}) {human(layer.metric(metric), metric)}" for layer in shown
+    )
     return f"top modules in '{violation.group}' by {metric}: {listed}"
-

@@ -49,7 +49,9 @@ def resolve(profile: Profile, groups: GroupPatterns) -> dict[str, tuple[str, ...
                 raise GroupingError(_no_match_message(name, pattern, paths))
             matched |= hits
         resolved[name] = tuple(
-            path for path in paths if path in matched and not any(a in matched for a in ancestors(path))
+            path
+            for path in paths
+            if path in matched and not any(a in matched for a in ancestors(path))
         )
     _reject_overlaps(resolved)
     return resolved
@@ -68,7 +70,10 @@ def group_profile(profile: Profile, groups: GroupPatterns) -> tuple[GroupStats, 
     ]
     claimed = {path for modules in resolved.values() for path in modules}
     leftovers = _unclaimed_tops(profile, claimed)
-    sums = {metric: total.metric(metric) - sum(int(s.metric(metric)) for s in stats) for metric in ABSOLUTE_METRICS}
+    sums = {
+        metric: total.metric(metric) - sum(int(s.metric(metric)) for s in stats)
+        for metric in ABSOLUTE_METRICS
+    }
     if leftovers or any(sums.values()):
         other = {metric: max(value, 0) for metric, value in sums.items()}
         stats.append(
@@ -84,9 +89,12 @@ def group_profile(profile: Profile, groups: GroupPatterns) -> tuple[GroupStats, 
     return tuple(stats)
 
 
-def _stats(profile: Profile, name: str, patterns: tuple[str, ...], modules: tuple[str, ...]) -> GroupStats:
+def _stats(
+    profile: Profile, name: str, patterns: tuple[str, ...], modules: tuple[str, ...]
+) -> GroupStats:
     sums = {
-        metric: sum(profile.layer(path).metric(metric) for path in modules) for metric in ABSOLUTE_METRICS
+        metric: sum(profile.layer(path).metric(metric) for path in modules)
+        for metric in ABSOLUTE_METRICS
     }
     total = profile.total
     return GroupStats(
@@ -143,5 +151,7 @@ def _reject_overlaps(resolved: Mapping[str, tuple[str, ...]]) -> None:
 def _no_match_message(group: str, pattern: str, paths: Sequence[str]) -> str:
     candidates = [path for path in paths if path]
     nearest = difflib.get_close_matches(pattern, candidates, n=3, cutoff=0.0)
-    hint = ", ".join(f"'{path}'" for path in nearest) if nearest else "(the model has no submodules)"
+    hint = (
+        ", ".join(f"'{path}'" for path in nearest) if nearest else "(the model has no submodules)"
+    )
     return f"group '{group}': pattern '{pattern}' matched no module; nearest: {hint}"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from profiles import toy_profile
 
 from pytest_actbudget.errors import GroupingError
 from pytest_actbudget.grouping import auto_groups, group_profile, resolve
 from pytest_actbudget.results import ABSOLUTE_METRICS
-
-from profiles import toy_profile
 
 
 def test_auto_groups_are_the_direct_children_of_the_root() -> None:

@@ -1,0 +1,36 @@
+"""pytest-actbudget: compute budgets for the layer groups of PyTorch models.
+
+Importing this package imports neither torch nor fvcore; :func:`measure` loads them on
+its first call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ActBudgetError, BudgetExceeded, BudgetFileError, MeasurementError
+from .results import BudgetResult, Profile
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActBudgetError",
+    "BudgetExceeded",
+    "BudgetFileError",
+    "BudgetResult",
+    "MeasurementError",
+    "Profile",
+    "__version__",
+    "measure",
+]
+
+
+def measure(model: Any, *inputs: Any, counting: str = "fvcore", **forward_kwargs: Any) -> Profile:
+    """Measure ``model(*inputs, **forward_kwargs)`` in one fvcore trace.
+
+    Returns a :class:`Profile` with per-module FLOPs, activations, params, output shapes
+    and bytes; ``counting`` is ``"fvcore"`` (default) or ``"macs"``.
+    """
+    from .measure import measure as measure_model
+
+    return measure_model(model, *inputs, counting=counting, **forward_kwargs)

@@ -1,0 +1,122 @@
+"""Command line and ini options, read once into a frozen Options (CLI > ini > default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .report import FORMATS
+from .units import parse_percent
+
+DEFAULT_FILE = "budgets.yaml"
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything the plugin was asked to do in this run."""
+
+    budgets_file: Path
+    budgets_file_given: bool  # named with --actbudget-file or the ini: it must exist
+    update: bool
+    headroom: float | None  # None: take the file's `defaults.headroom`, else 10%
+    reports: tuple[Path, ...]
+    strict: bool
+    verbose: int
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the command line flags and ini keys of DESIGN.md."""
+    group = parser.getgroup("actbudget", "compute budgets for PyTorch models")
+    group.addoption(
+        "--actbudget-file",
+        default=None,
+        metavar="PATH",
+        help=f"budgets file (default: {DEFAULT_FILE} in the rootdir) [ini: actbudget_file]",
+    )
+    group.addoption(
+        "--actbudget-update",
+        action="store_true",
+        default=False,
+        help="record budgets from what was measured (measured x (1 + headroom)) "
+        "for every entry checked in this run; tests do not fail on budgets",
+    )
+    group.addoption(
+        "--actbudget-headroom",
+        default=None,
+        metavar="PCT",
+        help="headroom for --actbudget-update (default: 10%%) [ini: actbudget_headroom]",
+    )
+    group.addoption(
+        "--actbudget-report",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="write a budget report; format by extension: .json, .md, .html; "
+        "repeatable [ini: actbudget_report]",
+    )
+    group.addoption(
+        "--actbudget-strict",
+        action="store_true",
+        default=None,
+        help="also fail on unused entries, groups matching nothing and uncounted "
+        "operators [ini: actbudget_strict]",
+    )
+    parser.addini("actbudget_file", "budgets file, relative to the rootdir", default=None)
+    parser.addini("actbudget_headroom", "headroom for --actbudget-update, e.g. 10%", default=None)
+    parser.addini("actbudget_report", "budget reports to write (.json, .md, .html)", type="paths")
+    parser.addini("actbudget_strict", "strict budget checks", type="bool", default=False)
+
+
+def read_options(config: pytest.Config) -> Options:
+    """Build Options from the command line, then the ini file, then the defaults.
+
+    Raises pytest.UsageError for a bad headroom or report extension.
+    """
+    invocation = config.invocation_params.dir
+    root = config.rootpath
+    cli_file = config.getoption("actbudget_file")
+    ini_file = config.getini("actbudget_file")
+    if cli_file:
+        budgets_file, given = invocation / cli_file, True
+    elif ini_file:
+        budgets_file, given = root / str(ini_file), True
+    else:
+        budgets_file, given = root / DEFAULT_FILE, False
+
+    headroom_text = config.getoption("actbudget_headroom") or config.getini("actbudget_headroom")
+    headroom = None
+    if headroom_text:
+        try:
+            headroom = parse_percent(headroom_text)
+        except ValueError as e:
+            raise pytest.UsageError(
+                f"--actbudget-headroom / actbudget_headroom: {e}; use a percentage like 10% or 0.1"
+            ) from e
+
+    cli_reports = config.getoption("actbudget_report")
+    if cli_reports:
+        reports = tuple(invocation / path for path in cli_reports)
+    else:
+        reports = tuple(Path(path) for path in config.getini("actbudget_report"))
+    for path in reports:
+        if path.suffix.lower() not in FORMATS:
+            valid = ", ".join(sorted(FORMATS))
+            raise pytest.UsageError(
+                f"--actbudget-report {path}: unknown report format '{path.suffix}'; "
+                f"use a file name ending in {valid}"
+            )
+
+    strict = config.getoption("actbudget_strict")
+    if strict is None:
+        strict = bool(config.getini("actbudget_strict"))
+    return Options(
+        budgets_file=budgets_file,
+        budgets_file_given=given,
+        update=bool(config.getoption("actbudget_update")),
+        headroom=headroom,
+        reports=reports,
+        strict=bool(strict),
+        verbose=int(config.getoption("verbose") or 0),
+    )

@@ -1,0 +1,382 @@
+"""Per-run state: budgets files, checks, results, xdist merge, update writes, reports.
+
+The pytest hooks in plugin.py delegate here; nothing in this module touches pytest
+reports, and torch is imported only through measure.py when a check runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .budgets import DEFAULT_HEADROOM, BudgetsFile, ModelBudget, load_budgets
+from .budgets_write import MeasuredEntry, UpdateSummary, update_budgets
+from .checks import evaluate, unbudgeted, uncounted_offenders
+from .errors import (
+    ActBudgetError,
+    BudgetExceeded,
+    BudgetFileError,
+    GroupingError,
+    MeasurementError,
+    NoBudget,
+    NoModelCalled,
+)
+from .grouping import auto_groups, group_profile
+from .options import Options
+from .results import ABSOLUTE_METRICS, METRICS, BudgetResult, GroupResult, Profile, total_stats
+
+WIRE_KEY = "actbudget"
+
+
+class StrictFailure(AssertionError):
+    """``--actbudget-strict`` found operators that were not counted and not allowed."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One check made in this run, with its place in collection order."""
+
+    order: tuple[int, int]  # (index of the test in the collection, nth check in the test)
+    result: BudgetResult
+
+
+@dataclass(frozen=True)
+class PendingUpdate:
+    """What --actbudget-update will write for one check, once its test has passed."""
+
+    budget_file: str
+    entry: MeasuredEntry
+
+
+class BudgetSession:
+    """Everything pytest-actbudget keeps for one pytest run (one per process)."""
+
+    def __init__(self, options: Options, *, worker: bool = False) -> None:
+        self.options = options
+        self.worker = worker
+        self.records: list[Recorded] = []
+        self.updates: list[PendingUpdate] = []
+        self.update_summaries: list[UpdateSummary] = []
+        self.strict_problems: list[str] = []
+        self.full_run = True
+        self.referenced: set[tuple[str, str]] = set()  # (file, entry) named by collected tests
+        self._files: dict[str, BudgetsFile] = {}
+        self._order: dict[str, int] = {}
+        self._checks_per_test: Counter[str] = Counter()
+        self._pending: dict[str, list[PendingUpdate]] = {}
+        self._cache: Any = None
+
+    # -- collection -----------------------------------------------------------------
+
+    def prepare(self, tests: Iterable[tuple[str, bool, str | None, str | None]]) -> None:
+        """Note collection order and load the budgets files the collected tests use.
+
+        ``tests`` holds (nodeid, uses_act_budget, marker_name, marker_file) per item.
+        A bad budgets file raises BudgetFileError before any test runs.
+        """
+        needed = False
+        for index, (nodeid, uses, name, file) in enumerate(tests):
+            self._order[nodeid] = index
+            if not uses:
+                continue
+            needed = True
+            path = self.resolve_file(file)
+            self.budgets(path)
+            if name is not None:
+                self.referenced.add((path, name))
+        if needed or self.options.update:
+            self.budgets(self.resolve_file(None))
+
+    def resolve_file(self, file: str | None) -> str:
+        if file is None:
+            return str(self.options.budgets_file)
+        return (
+            str(self.options.budgets_file.parent / file) if not Path(file).is_absolute() else file
+        )
+
+    def budgets(self, path: str) -> BudgetsFile:
+        """The budgets file at ``path``, loaded once per run."""
+        loaded = self._files.get(path)
+        if loaded is None:
+            must_exist = path == str(self.options.budgets_file) and self.options.budgets_file_given
+            if path != str(self.options.budgets_file):
+                must_exist = not self.options.update
+            loaded = load_budgets(path, must_exist=must_exist)
+            self._files[path] = loaded
+        return loaded
+
+    # -- checking -------------------------------------------------------------------
+
+    def measure(
+        self, model: Any, args: Sequence[Any], kwargs: dict[str, Any], counting: str
+    ) -> Profile:
+        from .measure import MeasureCache, measure
+
+        if self._cache is None:
+            self._cache = MeasureCache()
+        return measure(model, *args, counting=counting, cache=self._cache, **kwargs)
+
+    def check(
+        self,
+        nodeid: str,
+        model: Any,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        *,
+        name: str,
+        file: str | None = None,
+    ) -> BudgetResult:
+        """Measure ``model`` and check it against entry ``name``; raise on failure.
+
+        Raises BudgetExceeded, NoBudget, StrictFailure, MeasurementError or GroupingError
+        after recording the result, so reports show failed checks too.
+        """
+        __tracebackhide__ = True
+        path = self.resolve_file(file)
+        budgets = self.budgets(path)
+        display = _display(path)
+        entry = budgets.models.get(name)
+        try:
+            profile = self.measure(model, args, kwargs, budgets.counting)
+        except MeasurementError as e:
+            self._record(nodeid, _failed(name, nodeid, budgets.counting, display, entry, str(e)))
+            raise
+        try:
+            if self.options.update:
+                result = self._for_update(profile, entry, name, nodeid, path, display)
+            elif entry is None:
+                result = unbudgeted(profile, name, nodeid=nodeid, budget_file=display)
+            else:
+                result = evaluate(profile, entry, nodeid=nodeid, budget_file=display)
+                result = self._strict_uncounted(result, entry)
+        except GroupingError as e:
+            line = f"{display}:{entry.line}" if entry is not None else display
+            message = f"act_budget '{name}' ({line}): {e}"
+            self._record(
+                nodeid, _failed(name, nodeid, budgets.counting, display, entry, message, profile)
+            )
+            raise GroupingError(message) from None
+        self._record(nodeid, result)
+        if result.outcome == "over_budget":
+            raise BudgetExceeded(result.message, result)
+        if result.outcome == "no_budget":
+            raise NoBudget(result.message)
+        if result.outcome == "error":
+            raise StrictFailure(result.message)
+        return result
+
+    def _for_update(
+        self,
+        profile: Profile,
+        entry: ModelBudget | None,
+        name: str,
+        nodeid: str,
+        path: str,
+        display: str,
+    ) -> BudgetResult:
+        patterns = (
+            {group.name: group.modules for group in entry.groups}
+            if entry is not None
+            else auto_groups(profile)
+        )
+        stats = group_profile(profile, patterns)
+        measured = MeasuredEntry(
+            name=name,
+            groups={s.name: s.metrics for s in stats if s.name in patterns},
+            group_modules={group: tuple(p) for group, p in patterns.items()},
+            total={metric: profile.total.metric(metric) for metric in ABSOLUTE_METRICS},
+            input=_input_shape(profile),
+        )
+        self._pending.setdefault(nodeid, []).append(PendingUpdate(path, measured))
+        return BudgetResult(
+            name=name,
+            nodeid=nodeid,
+            outcome="passed",
+            counting=profile.counting,
+            profile=profile,
+            groups=tuple(GroupResult(s) for s in stats),
+            total=GroupResult(total_stats(profile)),
+            budget_file=display,
+            budget_line=entry.line if entry is not None else None,
+        )
+
+    def _strict_uncounted(self, result: BudgetResult, entry: ModelBudget) -> BudgetResult:
+        if not self.options.strict or result.profile is None or result.outcome != "passed":
+            return result
+        offenders = uncounted_offenders(result.profile, entry.allow_uncounted)
+        if not offenders:
+            return result
+        listed = ", ".join(f"{op} x{n}" for op, n in offenders.items())
+        message = (
+            f"act_budget '{result.name}': {len(offenders)} operator(s) were not counted "
+            f"(--actbudget-strict): {listed}; count them or allow them with "
+            f"`allow_uncounted: [{', '.join(offenders)}]` in the entry ({result.location})"
+        )
+        return dataclasses.replace(result, outcome="error", message=message)
+
+    def _record(self, nodeid: str, result: BudgetResult) -> None:
+        self._checks_per_test[nodeid] += 1
+        order = (self._order.get(nodeid, len(self._order)), self._checks_per_test[nodeid])
+        self.records.append(Recorded(order, result))
+
+    def test_finished(self, nodeid: str, passed: bool) -> None:
+        """Keep the update entries of a test whose body passed; drop the others."""
+        pending = self._pending.pop(nodeid, [])
+        if passed:
+            self.updates.extend(pending)
+
+    # -- xdist ----------------------------------------------------------------------
+
+    def to_wire(self) -> dict[str, Any]:
+        """What a worker sends the controller (JSON-able, through workeroutput)."""
+        return {
+            "records": [
+                {"order": list(r.order), "result": r.result.to_dict()} for r in self.records
+            ],
+            "updates": [
+                {"file": u.budget_file, "entry": dataclasses.asdict(u.entry)} for u in self.updates
+            ],
+            "full_run": self.full_run,
+            "referenced": sorted(self.referenced),
+        }
+
+    def merge_wire(self, data: dict[str, Any]) -> None:
+        """Take in what a worker sent."""
+        for record in data.get("records", []):
+            index, nth = record["order"]
+            self.records.append(Recorded((index, nth), BudgetResult.from_dict(record["result"])))
+        for update in data.get("updates", []):
+            self.updates.append(PendingUpdate(update["file"], _entry_from_dict(update["entry"])))
+        self.full_run = self.full_run and bool(data.get("full_run", True))
+        self.referenced.update((file, name) for file, name in data.get("referenced", []))
+
+    # -- end of run -----------------------------------------------------------------
+
+    @property
+    def results(self) -> list[BudgetResult]:
+        """Every result of this run, in collection order (the same with or without xdist)."""
+        return [r.result for r in sorted(self.records, key=lambda r: r.order)]
+
+    def write_updates(self) -> None:
+        """Record the measured budgets of every check whose test passed, one write per file."""
+        by_file: dict[str, dict[str, MeasuredEntry]] = {}
+        for update in self.updates:
+            entries = by_file.setdefault(update.budget_file, {})
+            previous = entries.get(update.entry.name)
+            entries[update.entry.name] = (
+                update.entry if previous is None else _larger(previous, update.entry)
+            )
+        for path, entries in sorted(by_file.items()):
+            budgets = self.budgets(path)
+            headroom = self.options.headroom
+            if headroom is None:
+                headroom = budgets.headroom if budgets.headroom is not None else DEFAULT_HEADROOM
+            ordered = [entries[name] for name in sorted(entries)]
+            self.update_summaries.append(
+                update_budgets(path, ordered, headroom, counting=budgets.counting)
+            )
+
+    def find_strict_problems(self) -> list[str]:
+        """Entries of the budgets file that no test checked in a full run."""
+        if not (self.options.strict and self.full_run and not self.options.update):
+            return []
+        path = str(self.options.budgets_file)
+        try:
+            budgets = self.budgets(path)
+        except BudgetFileError:
+            return []
+        checked = {(str(r.result.budget_file), r.result.name) for r in self.records}
+        display = _display(path)
+        unused = [
+            name
+            for name in budgets.models
+            if (display, name) not in checked and (path, name) not in self.referenced
+        ]
+        self.strict_problems = [
+            f"{display}:{budgets.models[name].line}: entry '{name}' was not checked by any test "
+            "(--actbudget-strict); remove it or mark a test with it"
+            for name in unused
+        ]
+        return self.strict_problems
+
+
+def junit_properties(result: BudgetResult) -> list[tuple[str, object]]:
+    """record_property-style pairs for the JUnit XML of the test that made the check."""
+    props: list[tuple[str, object]] = [(f"actbudget.{result.name}.outcome", result.outcome)]
+    for group in (*result.groups, *([result.total] if result.total else [])):
+        for metric in ("flops", "activations", "params", "act_bytes", "flops_share"):
+            props.append(
+                (f"actbudget.{result.name}.{group.name}.{metric}", group.stats.metric(metric))
+            )
+    return props
+
+
+def error_text(exc: BaseException) -> tuple[str, str] | None:
+    """(failure text, outcome) for an error pytest-actbudget raised on purpose."""
+    if isinstance(exc, BudgetExceeded):
+        return str(exc), "over_budget"
+    if isinstance(exc, NoBudget):
+        return str(exc), "no_budget"
+    if isinstance(exc, ActBudgetError | StrictFailure | NoModelCalled):
+        return str(exc), "error"
+    return None
+
+
+def _display(path: str) -> str:
+    """A budgets file as people want to read it: relative to the cwd when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
+
+
+def _failed(
+    name: str,
+    nodeid: str,
+    counting: str,
+    display: str,
+    entry: ModelBudget | None,
+    message: str,
+    profile: Profile | None = None,
+) -> BudgetResult:
+    return BudgetResult(
+        name=name,
+        nodeid=nodeid,
+        outcome="error",
+        counting=counting,
+        profile=profile,
+        total=GroupResult(total_stats(profile)) if profile is not None else None,
+        budget_file=display,
+        budget_line=entry.line if entry is not None else None,
+        message=message,
+    )
+
+
+def _input_shape(profile: Profile) -> tuple[int, ...] | None:
+    return profile.inputs[0].shape if len(profile.inputs) == 1 else None
+
+
+def _larger(a: MeasuredEntry, b: MeasuredEntry) -> MeasuredEntry:
+    """Two checks of one entry in a run: budget the larger of each measurement."""
+    groups = {
+        name: {m: max(a.groups.get(name, {}).get(m, 0), b.groups[name].get(m, 0)) for m in METRICS}
+        for name in b.groups
+    }
+    for name, values in a.groups.items():
+        groups.setdefault(name, dict(values))
+    total = {m: max(a.total.get(m, 0), b.total.get(m, 0)) for m in ABSOLUTE_METRICS}
+    return dataclasses.replace(a, groups=groups, total=total)
+
+
+def _entry_from_dict(data: dict[str, Any]) -> MeasuredEntry:
+    return MeasuredEntry(
+        name=data["name"],
+        groups=data["groups"],
+        group_modules={k: tuple(v) for k, v in data["group_modules"].items()},
+        total=data["total"],
+        input=tuple(data["input"]) if data.get("input") is not None else None,
+    )
