@@ -16,7 +16,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_actbudget.budgets import DEFAULT_HEADROOM, load_budgets
+from pytest_actbudget.budgets_write import MeasuredEntry, update_budgets
 from pytest_actbudget.errors import ActBudgetError
+from pytest_actbudget.grouping import auto_groups, group_profile
+from pytest_actbudget.report import diff, terminal
+from pytest_actbudget.report import json as json_report
+from pytest_actbudget.report.format import inputs_text, uncounted_text
+from pytest_actbudget.report.style import Palette
 from pytest_actbudget.results import (
     ABSOLUTE_METRICS,
     BudgetResult,
@@ -24,8 +31,12 @@ from pytest_actbudget.results import (
     Profile,
     total_stats,
 )
+from pytest_actbudget.units import format_percent, parse_percent
 
 __all__ = ["UsageError", "main"]
+
+# torch (through measure) is imported only by the commands that build a model, so that
+# `actbudget diff` and `--help` start fast.
 
 COUNTINGS = ("fvcore", "macs")
 
@@ -128,11 +139,6 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _profile(args: argparse.Namespace) -> int:
-    from pytest_actbudget.report import json as json_report
-    from pytest_actbudget.report import terminal
-    from pytest_actbudget.report.format import inputs_text
-    from pytest_actbudget.report.style import Palette
-
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"--depth {args.depth}: expected 0 (root only) or more")
     profile = _measure(args, args.counting or "fvcore")
@@ -149,8 +155,6 @@ def _profile(args: argparse.Namespace) -> int:
         *terminal.group_lines(result, palette),
     ]
     if profile.uncounted_ops:
-        from pytest_actbudget.report.format import uncounted_text
-
         lines.append("  uncounted operators: " + uncounted_text(profile.uncounted_ops))
     print("\n".join(lines))
     return 0
@@ -158,8 +162,6 @@ def _profile(args: argparse.Namespace) -> int:
 
 def _unchecked_result(factory: str, profile: Profile) -> BudgetResult:
     """A result with automatic groups and no budget, for the renderers."""
-    from pytest_actbudget.grouping import auto_groups, group_profile
-
     stats = group_profile(profile, auto_groups(profile))
     return BudgetResult(
         name=factory,
@@ -177,11 +179,6 @@ def _unchecked_result(factory: str, profile: Profile) -> BudgetResult:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from pytest_actbudget.budgets import DEFAULT_HEADROOM, load_budgets
-    from pytest_actbudget.budgets_write import MeasuredEntry, update_budgets
-    from pytest_actbudget.grouping import auto_groups, group_profile
-    from pytest_actbudget.units import format_percent
-
     budgets = load_budgets(args.file)
     existing = budgets.models.get(args.name)
     if existing is not None and not args.force:
@@ -220,11 +217,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from pytest_actbudget.report import diff
-    from pytest_actbudget.report.json import load
-
     threshold = _percent(args.fail_over, "--fail-over") if args.fail_over is not None else None
-    changes = diff.compare(load(args.old), load(args.new))
+    changes = diff.compare(json_report.load(args.old), json_report.load(args.new))
     sys.stdout.write(diff.render(changes, fail_over=threshold))
     return 1 if threshold is not None and changes.grown(threshold) else 0
 
@@ -342,8 +336,6 @@ def _inputs(shapes: Sequence[tuple[int, ...]], dtypes: Sequence[str]) -> list[An
 
 def _percent(text: str, option: str) -> float:
     """``10%`` or ``0.1`` -> 0.1, read as ``--actbudget-headroom`` reads it."""
-    from pytest_actbudget.units import parse_percent
-
     try:
         return parse_percent(text)
     except ValueError as error:
