@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_actbudget.budgets import DEFAULT_HEADROOM, load_budgets
+from pytest_actbudget.budgets import COUNTINGS, DEFAULT_HEADROOM, load_budgets
 from pytest_actbudget.budgets_write import MeasuredEntry, update_budgets
 from pytest_actbudget.errors import ActBudgetError
 from pytest_actbudget.grouping import auto_groups, group_profile
@@ -37,8 +37,6 @@ __all__ = ["UsageError", "main"]
 
 # torch (through measure) is imported only by the commands that build a model, so that
 # `actbudget diff` and `--help` start fast.
-
-COUNTINGS = ("fvcore", "macs")
 
 
 class UsageError(ActBudgetError):
