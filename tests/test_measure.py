@@ -252,3 +252,18 @@ def test_same_numbers_every_time() -> None:
 def test_unknown_counting_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown counting 'flops'; valid: fvcore, macs"):
         measure(nn.Linear(2, 2), torch.randn(1, 2), counting="flops")
+
+
+def test_fastai_resnet18_rows() -> None:
+    # examples/models.py is the demo's model; skip only while it is not there yet
+    models = pytest.importorskip("examples.models")
+    profile = measure(models.resnet18_mnist(), torch.randn(64, 3, 28, 28))
+    conv1 = profile.layer("0.0")
+    # conv1: 3->64, k7, s2, p3 on 28x28: out 14x14; params 64*3*7*7 = 9_408 (no bias)
+    assert conv1.output_shape == (64, 64, 14, 14)
+    assert conv1.params == 9_408
+    # MACs N*Cout*Hout*Wout*Cin*k*k = 64*64*14*14*3*7*7 = 118_013_952
+    assert conv1.flops == 118_013_952
+    # ResNet-18 without fc 11_176_512 + fastai head 532_480
+    assert profile.total.params == 11_708_992
+    assert profile.total.output_shape == (64, 10)
