@@ -232,3 +232,111 @@ def test_updates_write_what_they_mean(
     # The same measurements again: nothing to change.
     again = update_budgets(path, entries, headroom)
     assert again.changes == () and again.created == ()
+
+
+# -- updates of hand-written files: an exact oracle ----------------------------------
+#
+# A hand-written file is rendered from a template twice: once with the values as the
+# user spelled them, once with the values an update must leave. The update has to
+# produce the second text byte for byte: comments, blank lines, quoting, flow and
+# block styles, the entries it was not given and the values that did not change.
+
+spellings = st.sampled_from(["plain", "unit", "single", "double"])
+
+_Layout = list[tuple[str, list[tuple[str, bool]]]]
+_Values = dict[tuple[str, str, str], tuple[float, str]]
+
+
+@st.composite
+def hand_written(draw: st.DrawFn) -> tuple[int, _Layout, _Values]:
+    """(indent, [(entry, [(group, block style)])], {(entry, group, metric): (value, spelling)})."""
+    indent = draw(st.sampled_from([2, 4]))
+    layout = []
+    values: _Values = {}
+    for e in range(draw(st.integers(1, 3))):
+        entry = f"model-{e}"
+        groups = [(f"g{g}", draw(st.booleans())) for g in range(draw(st.integers(0, 3)))]
+        layout.append((entry, groups))
+        for group, _ in [*groups, ("total", False)]:
+            allowed = ABSOLUTE_METRICS if group == "total" else METRICS
+            for metric in draw(st.lists(st.sampled_from(allowed), unique=True, max_size=3)):
+                if metric in SHARE_METRICS:
+                    value = draw(st.integers(0, 1000)) / 1000
+                else:
+                    value = float(draw(st.integers(0, 10**12)))
+                values[entry, group, metric] = (value, draw(spellings))
+    return indent, layout, values
+
+
+def _spell(value: float, metric: str, spelling: str) -> str:
+    if spelling == "unit" or metric in SHARE_METRICS:
+        text = format_quantity(value, metric)
+    else:
+        text = str(int(value))
+    return {"single": f"'{text}'", "double": f'"{text}"'}.get(spelling, text)
+
+
+def _render(indent: int, layout: _Layout, values: _Values, original: _Values) -> str:
+    """The file's text; comments quote the ``original`` values, as a user's would."""
+    one, two, three = (" " * (indent * n) for n in (1, 2, 3))
+    lines = ["# Budgets, by hand.", "version: 1", "models:", f"{one}# entries below"]
+    for entry, groups in layout:
+        lines += ["", f"{one}{entry}:  # about {entry}"]
+        mine = {k[1:]: v for k, v in values.items() if k[0] == entry}
+        if groups:
+            lines.append(f"{two}groups:")
+        for group, block in groups:
+            metrics = [(m, _spell(v, m, s)) for (g, m), (v, s) in mine.items() if g == group]
+            if block:
+                lines.append(f"{three}{group}:")
+                lines.append(f'{three}{one}modules: ["{group}.*"]  # patterns')
+                for metric, text in metrics:
+                    was = _spell(original[entry, group, metric][0], metric, "plain")
+                    lines.append(f"{three}{one}{metric}: {text}   # was {was}")
+            else:
+                fields = ", ".join([f'modules: ["{group}.*"]', *(f"{m}: {t}" for m, t in metrics)])
+                lines.append(f"{three}{group}: {{{fields}}}")
+        total = [(m, _spell(v, m, s)) for (g, m), (v, s) in mine.items() if g == "total"]
+        if total:
+            lines.append(f"{two}total: {{{', '.join(f'{m}: {t}' for m, t in total)}}}")
+    return "\n".join(lines) + "\n# the end\n"
+
+
+@settings(FIXED, max_examples=100)
+@given(
+    file=hand_written(),
+    data=st.data(),
+    headroom=headrooms,
+)
+def test_updates_change_exactly_the_recorded_values(
+    folder: Path, file: tuple[int, _Layout, _Values], data: st.DataObject, headroom: float
+) -> None:
+    indent, layout, values = file
+    measured_entries = []
+    expected = dict(values)
+    for entry, groups in layout:
+        if not data.draw(st.booleans(), label=f"update {entry}"):
+            continue
+        measured_groups = {
+            group: data.draw(measurements, label=f"{entry}.{group}")
+            for group, _ in groups
+            if data.draw(st.booleans(), label=f"measure {entry}.{group}")
+        }
+        total = data.draw(measurements, label=f"{entry}.total")
+        measured_entries.append(MeasuredEntry(entry, measured_groups, {}, total, None))
+        for (name, group, metric), (old, _) in values.items():
+            source = total if group == "total" else measured_groups.get(group)
+            if name != entry or source is None:
+                continue
+            new = budget_value(source[metric], headroom, metric)
+            if new != old:  # an unchanged budget keeps its spelling
+                expected[name, group, metric] = (new, "unit")
+    path = folder / "hand.yaml"
+    path.write_text(_render(indent, layout, values, values), encoding="utf-8")
+    summary = update_budgets(path, measured_entries, headroom)
+    assert path.read_text(encoding="utf-8") == _render(indent, layout, expected, values)
+    assert set(summary.changed) | set(summary.unchanged) == {e.name for e in measured_entries}
+    assert summary.created == ()
+    again = update_budgets(path, measured_entries, headroom)
+    assert again.changes == () and again.changed == ()
+    assert path.read_text(encoding="utf-8") == _render(indent, layout, expected, values)
