@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from .budgets import ModelBudget
 from .grouping import auto_groups, group_profile, is_within
+from .report.format import compared
 from .results import (
     SHARE_METRICS,
     SHARE_OF,
@@ -108,10 +109,7 @@ def violation_message(result: BudgetResult) -> str:
     noun = "budget" if count == 1 else "budgets"
     where = f" ({result.location})" if result.location else ""
     rows = [("group", "metric", "measured", "budget", "over")]
-    rows += [
-        (v.group, v.metric, human(v.measured, v.metric), human(v.budget, v.metric), _over(v))
-        for v in violations
-    ]
+    rows += [(v.group, v.metric, *compared(v), _over(v)) for v in violations]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"act_budget '{result.name}': {count} {noun} exceeded{where}"]
     lines += [

@@ -81,3 +81,12 @@ def test_violation_message_names_every_exceeded_budget_and_the_top_modules() -> 
 def test_uncounted_offenders_respect_the_allow_list() -> None:
     assert uncounted_offenders(toy_profile(), []) == {"aten::add": 1}
     assert uncounted_offenders(toy_profile(), ["aten::add"]) == {}
+
+
+def test_violation_that_reads_like_its_budget_is_shown_exactly() -> None:
+    # body params = 1.0 conv 1,000 + 1.1 conv 2,000 = 3,000; both 3,000 and 2,990 read
+    # "3.0K", so the table falls back to exact numbers: +0.3%.
+    result = evaluate(
+        toy_profile(), entry(body={"params": 2990}), nodeid="t.py::t", budget_file="b.yaml"
+    )
+    assert "  body   params  3,000     2,990   +0.3%" in result.message.splitlines()
