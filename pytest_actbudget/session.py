@@ -102,10 +102,10 @@ class BudgetSession:
         """The budgets file at ``path``, loaded once per run."""
         loaded = self._files.get(path)
         if loaded is None:
-            must_exist = path == str(self.options.budgets_file) and self.options.budgets_file_given
-            if path != str(self.options.budgets_file):
-                must_exist = not self.options.update
-            loaded = load_budgets(path, must_exist=must_exist)
+            # A file named on purpose (option, ini, marker) must exist, unless this run
+            # is the one that creates it.
+            named = path != str(self.options.budgets_file) or self.options.budgets_file_given
+            loaded = load_budgets(path, must_exist=named and not self.options.update)
             self._files[path] = loaded
         return loaded
 

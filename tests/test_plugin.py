@@ -222,3 +222,59 @@ def test_importing_the_plugin_does_not_import_torch() -> None:
         "assert 'torch' not in sys.modules and 'fvcore' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_junit_xml_gets_group_metrics_as_properties(project: pytest.Pytester) -> None:
+    import xml.etree.ElementTree as ET
+
+    run(project, "--actbudget-update").assert_outcomes(passed=2)
+    run(project, "-k", "small_cnn", "--junitxml=junit.xml").assert_outcomes(passed=1)
+    case = (
+        ET.parse(project.path / "junit.xml").getroot().find(".//testcase[@name='test_small_cnn']")
+    )
+    assert case is not None
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    # Group "0" (the stem) = 32,768 flops of the module docstring; total 70,464.
+    assert props["actbudget.small-cnn.0.flops"] == "32768"
+    assert props["actbudget.small-cnn.total.flops"] == "70464"
+    assert props["actbudget.small-cnn.outcome"] == "passed"
+
+
+def test_ini_options_are_read_and_the_command_line_wins(project: pytest.Pytester) -> None:
+    project.makeini(
+        """
+        [pytest]
+        actbudget_file = conf/budgets.yaml
+        actbudget_headroom = 50%
+        actbudget_report = out/from-ini.json
+        """
+    )
+    project.mkdir("conf")
+    run(project, "--actbudget-update", "-k", "small_cnn").assert_outcomes(passed=1)
+    text = (project.path / "conf" / "budgets.yaml").read_text()
+    # stem 32,768 x 1.5 = 49,152 -> 49.2K (3 significant digits, rounded up)
+    assert "flops: 49.2K" in text
+    assert (project.path / "out" / "from-ini.json").exists()
+
+    # The command line wins: 10% headroom -> 36,044.8 -> 36.1K, report elsewhere.
+    run(
+        project,
+        "--actbudget-update",
+        "-k",
+        "small_cnn",
+        "--actbudget-headroom",
+        "10%",
+        "--actbudget-report",
+        "cli.json",
+    ).assert_outcomes(passed=1)
+    assert "flops: 36.1K" in (project.path / "conf" / "budgets.yaml").read_text()
+    assert (project.path / "cli.json").exists()
+
+
+def test_bad_headroom_and_report_extension_are_usage_errors(project: pytest.Pytester) -> None:
+    bad = run(project, "--actbudget-headroom", "lots")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--actbudget-headroom / actbudget_headroom:*"])
+    ext = run(project, "--actbudget-report", "out.txt")
+    assert ext.ret == pytest.ExitCode.USAGE_ERROR
+    ext.stderr.fnmatch_lines(["*unknown report format '.txt'*.html, .json, .md*"])
