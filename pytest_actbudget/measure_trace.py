@@ -126,6 +126,7 @@ def _profile(
         if key.startswith("unknown/"):
             uncounted[key.removeprefix("unknown/")] += count
 
+    params, trainable = _parameter_counts(model)
     called = [path for path in recorder.call_order if path]
     uncalled = [path for path in paths.values() if path and recorder.records[path].calls == 0]
     modules = {path: module for module, path in paths.items()}
@@ -133,15 +134,14 @@ def _profile(
     for path in ["", *called, *uncalled]:
         module, record = modules[path], recorder.records[path]
         ops = counts.get(f"{_INNER}.{path}" if path else _INNER, Counter())
-        params = {id(p): p for p in module.parameters()}.values()
         layers.append(
             LayerStats(
                 path=path,
                 type=type(module).__name__,
                 output_shape=record.output.shape if record.output else None,
                 output_dtype=record.output.dtype if record.output else None,
-                params=sum(p.numel() for p in params),
-                trainable=sum(p.numel() for p in params if p.requires_grad),
+                params=params[path],
+                trainable=trainable[path],
                 flops=_total(ops, "flops/"),
                 activations=_total(ops, "act/"),
                 act_bytes=act_bytes[path],
@@ -157,6 +157,23 @@ def _profile(
         layers=tuple(layers),
         uncounted_ops=dict(sorted(uncounted.items())),
     )
+
+
+def _parameter_counts(model: nn.Module) -> tuple[Counter[str], Counter[str]]:
+    """Params and trainable params of every module path, inclusive of descendants,
+    each parameter tensor counted once per subtree (tied weights once)."""
+    seen: dict[str, set[int]] = {}
+    params: Counter[str] = Counter()
+    trainable: Counter[str] = Counter()
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        for ancestor in _ancestors(name.rpartition(".")[0]):
+            if id(parameter) in seen.setdefault(ancestor, set()):
+                continue
+            seen[ancestor].add(id(parameter))
+            params[ancestor] += parameter.numel()
+            if parameter.requires_grad:
+                trainable[ancestor] += parameter.numel()
+    return params, trainable
 
 
 def _ancestors(path: str) -> Iterator[str]:
