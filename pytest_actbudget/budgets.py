@@ -95,12 +95,18 @@ def load_budgets(path: str | Path, *, must_exist: bool = False) -> BudgetsFile:
 
 def parse_budgets(text: str, path: str) -> BudgetsFile:
     """Validate the text of a budgets file; ``path`` only names it in messages."""
-    with _gc_paused():
-        return _Reader(path).file(compose(text, path))
+    return parse_tree(text, path)[0]
+
+
+def parse_tree(text: str, path: str) -> tuple[BudgetsFile, yaml.Node | None]:
+    """The validated file and the node tree it was read from (for in-place edits)."""
+    with gc_paused():
+        root = compose(text, path)
+        return _Reader(path).file(root), root
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """A node tree is millions of small objects and no cycles: the cyclic collector
     would run hundreds of times for nothing (a 10 MB file: 25 s with it, 6 s without)."""
     was_enabled = gc.isenabled()

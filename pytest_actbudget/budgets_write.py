@@ -19,7 +19,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from .budgets import RESERVED_GROUPS, BudgetsFile, compose, parse_budgets, read_text
+from .budgets import (
+    RESERVED_GROUPS,
+    BudgetsFile,
+    gc_paused,
+    parse_budgets,
+    parse_tree,
+    read_text,
+)
 from .errors import BudgetFileError
 from .results import TOTAL_GROUP
 from .units import budget_value, format_percent, format_quantity
@@ -119,13 +126,15 @@ def update_budgets(
         return UpdateSummary(name, True, created, (), (), changes)
     # libyaml's marks do not count a byte order mark (PyYAML's do): edit without it.
     bom = "\ufeff" if text.startswith("\ufeff") else ""
-    editor = _Editor(text[len(bom) :], name, headroom)
-    for entry in entries:
-        editor.record(entry)
-    new_text = bom + editor.result()
+    with gc_paused():  # node trees are large and acyclic (see budgets.gc_paused)
+        editor = _Editor(text[len(bom) :], name, headroom)
+        for entry in entries:
+            editor.record(entry)
+        new_text = bom + editor.result()
+        if new_text != text:
+            loaded = _validated(new_text, name)
+            _check_values(loaded, editor.changes, name)
     if new_text != text:
-        loaded = _validated(new_text, name)
-        _check_values(loaded, editor.changes, name)
         _write(Path(path), new_text, name)
     return UpdateSummary(
         name,
@@ -147,9 +156,9 @@ class _Editor:
         self.path = path
         self.headroom = headroom
         self.newline = _newline_of(text)
-        self.loaded = parse_budgets(text, path)  # an invalid file is never edited
-        self.root = compose(text, path)
-        if "*" in text and any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text)):
+        self.loaded, self.root = parse_tree(text, path)  # an invalid file is never edited
+        fast = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        if "*" in text and any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, fast)):
             # An alias shares its anchor's node: editing "its" value would edit the
             # anchor's text, so such a file is refused rather than guessed at.
             raise BudgetFileError(
