@@ -82,7 +82,7 @@ class Recorder:
                 handles.append(
                     module.register_forward_hook(partial(self._exit, path), always_call=True)
                 )
-            with torch.autograd.graph.saved_tensors_hooks(self._pack, _unpack):
+            with torch.autograd.graph.saved_tensors_hooks(self.pack, _unpack):
                 yield
         finally:
             for handle in handles:
@@ -108,7 +108,8 @@ class Recorder:
             if record.leaf:
                 record.out_bytes += sum(tensor_bytes(t) for t in iter_tensors(output))
 
-    def _pack(self, tensor: torch.Tensor) -> None:
+    def pack(self, tensor: torch.Tensor) -> None:
+        """The saved-tensor hook: count a tensor autograd saves (once per storage)."""
         key = _storage_key(tensor)
         if key not in self._kept and key not in self._excluded:
             storage = tensor.untyped_storage()

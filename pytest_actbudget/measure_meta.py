@@ -1,12 +1,14 @@
 """Tracing tweaks that make a model on the ``meta`` device trace like one on the CPU.
 
-Two things differ on meta under the JIT tracer:
+Three things differ on meta under the JIT tracer:
 
 - ``tensor.shape`` gives 0-d size tensors while tracing, and the meta kernels written
   in Python pass comparisons of them to ``torch._check``, which insists on a bool;
 - ``aten::convolution`` is not recorded by the tracer (it records the
   ``aten::_convolution`` that the CPU kernel calls), and the meta kernel of
-  ``convolution`` never calls ``_convolution``: convolutions would vanish.
+  ``convolution`` never calls ``_convolution``: convolutions would vanish;
+- batch norm in eval mode saves its per-channel mean and inverse std for backward on
+  meta, where the CPU kernel saves empty tensors: ``saved_bytes`` would differ.
 
 Imported only while measuring.
 """
@@ -143,13 +145,37 @@ def _call(
     )
 
 
+def _batch_norm(original: Callable[..., Any], pack: Callable[[torch.Tensor], Any]) -> Any:
+    """``F.batch_norm`` whose eval-mode saves are the CPU kernel's: the per-channel
+    statistics the meta kernel also saves (1-D, not parameters or buffers) are dropped."""
+
+    def drop_statistics(tensor: torch.Tensor) -> Any:
+        return None if tensor.dim() == 1 else pack(tensor)
+
+    def batch_norm(input: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        training = kwargs.get("training", args[4] if len(args) > 4 else False)
+        if training:
+            return original(input, *args, **kwargs)
+        # Weight and running stats are 1-D too, but never counted (parameters, buffers).
+        with torch.autograd.graph.saved_tensors_hooks(drop_statistics, _never_unpacked):
+            return original(input, *args, **kwargs)
+
+    return batch_norm
+
+
+def _never_unpacked(packed: Any) -> Any:
+    raise RuntimeError("pytest-actbudget measured this graph; it cannot run backward")
+
+
 @contextmanager
-def traceable_meta_convolutions(enabled: bool) -> Iterator[None]:
-    """On meta, route the functional convolutions through ``torch._convolution``."""
+def cpu_like_meta(enabled: bool, pack: Callable[[torch.Tensor], Any]) -> Iterator[None]:
+    """On meta, route the functional convolutions through ``torch._convolution`` and
+    make eval batch norm save what it saves on the CPU; ``pack`` is the measurement's
+    saved-tensor hook."""
     if not enabled:
         yield
         return
-    replacements = {}
+    replacements = {"batch_norm": _batch_norm(F.batch_norm, pack)}
     for dims in (1, 2, 3):
         replacements[f"conv{dims}d"] = _convolution(dims, getattr(F, f"conv{dims}d"))
         name = f"conv_transpose{dims}d"

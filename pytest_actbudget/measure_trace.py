@@ -16,11 +16,12 @@ from typing import Any
 import torch
 from fvcore.nn.jit_analysis import JitModelAnalysis
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from pytest_actbudget.measure_handles import HANDLES
 from pytest_actbudget.measure_hooks import ModelState, Recorder
 from pytest_actbudget.measure_inputs import iter_tensors, replace_tensors, tensor_spec
-from pytest_actbudget.measure_meta import int_shapes, traceable_meta_convolutions
+from pytest_actbudget.measure_meta import cpu_like_meta, int_shapes
 from pytest_actbudget.results import LayerStats, Profile
 
 #: Name of the user's model inside the wrapper that binds its inputs.
@@ -61,9 +62,11 @@ class _Bound(nn.Module):
 
 
 @contextmanager
-def _measuring(on_meta: bool) -> Iterator[None]:
+def _measuring(on_meta: bool, recorder: Recorder) -> Iterator[None]:
     """Grad on (autograd must save what training saves), RNG untouched (dropout
-    draws), and the fused multi-head-attention fast path off (it hides FLOPs)."""
+    draws), the fused multi-head-attention fast path off (it hides FLOPs), and
+    attention on its reference (math) kernel on every device, so that saved_bytes
+    does not depend on which fused kernel a device would pick."""
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:
@@ -71,8 +74,10 @@ def _measuring(on_meta: bool) -> Iterator[None]:
             torch.random.fork_rng(devices=[]),
             torch.inference_mode(False),
             torch.enable_grad(),
+            sdpa_kernel([SDPBackend.MATH]),
+            recorder.recording(),
             int_shapes(),
-            traceable_meta_convolutions(on_meta),
+            cpu_like_meta(on_meta, recorder.pack),
         ):
             yield
     finally:
@@ -98,7 +103,7 @@ def trace_profile(
     )
     try:
         on_meta = any(t.is_meta for t in (*tensors, *model.parameters()))
-        with _measuring(on_meta), recorder.recording():
+        with _measuring(on_meta, recorder):
             counts = analysis.by_module_and_operator()
         uncounted = Counter(analysis.unsupported_ops(""))
     finally:
