@@ -280,6 +280,18 @@ def _constructor() -> Any:
     return yaml.constructor.SafeConstructor()
 
 
+def _key_problem(key: yaml.Node) -> str:
+    """Why a key that is not a string cannot name anything, and how to fix it."""
+    import yaml
+
+    if not isinstance(key, yaml.ScalarNode):
+        return f"a key cannot be {describe(key)}; keys are names (strings)"
+    if key.tag == NULL and not key.value:
+        return "a key is empty; write a name before the ':'"
+    kind = {INT: "a number", FLOAT: "a number", BOOL: "a boolean", NULL: "null"}[key.tag]
+    return f"the key {key.value} is read as {kind}; quote it: '{key.value}'"
+
+
 def unknown_key(name: str, allowed: tuple[str, ...]) -> str:
     """``unknown key 'flop'; did you mean 'flops'?`` or the list of valid keys."""
     close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
@@ -310,8 +322,7 @@ class _Reader:
             self.fail(node, keys, f"expected {what}, got {describe(node)}")
         for key, value in node.value:
             if not isinstance(key, yaml.ScalarNode) or key.tag != STR:
-                hint = f"; quote it: '{key.value}'" if isinstance(key, yaml.ScalarNode) else ""
-                self.fail(key, keys, f"the key {describe(key)} must be a string{hint}")
+                self.fail(key, keys, _key_problem(key))
             if allowed and key.value not in allowed:
                 self.fail(key, (*keys, key.value), unknown_key(key.value, allowed))
             yield key.value, key, value

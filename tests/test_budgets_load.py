@@ -134,6 +134,16 @@ def test_directory(tmp_path: Path) -> None:
     assert str(error_of(str(tmp_path))) == message
 
 
+def test_a_symlink_loop_cannot_be_read(tmp_path: Path) -> None:
+    # Unlike a chmod 000 file, a loop is unreadable for root too.
+    loop = tmp_path / "budgets.yaml"
+    loop.symlink_to(loop)
+    assert str(error_of(str(loop), must_exist=True)) == (
+        f"{loop}: cannot read the file (Too many levels of symbolic links); "
+        "check --actbudget-file / actbudget_file"
+    )
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads anything")
 def test_unreadable(tmp_path: Path) -> None:
     path = write(tmp_path, DESIGN_EXAMPLE)
@@ -249,7 +259,26 @@ def test_the_path_as_given_names_the_file(tmp_path: Path, monkeypatch: pytest.Mo
             "version: 1\nmodels: [a, b]\n",
             "2: models: expected a mapping of entry names to entries, got a list",
         ),
-        ("version: 1\nmodels:\n  7: {}\n", "3: models: the key 7 must be a string; quote it: '7'"),
+        (
+            "version: 1\nmodels:\n  7: {}\n",
+            "3: models: the key 7 is read as a number; quote it: '7'",
+        ),
+        (
+            "version: 1\nmodels:\n  a:\n    groups:\n      yes: {modules: [x]}\n",
+            "5: models.a.groups: the key yes is read as a boolean; quote it: 'yes'",
+        ),
+        (
+            "version: 1\nmodels:\n  ~: {}\n",
+            "3: models: the key ~ is read as null; quote it: '~'",
+        ),
+        (
+            "version: 1\nmodels:\n  ?\n  : {}\n",
+            "3: models: a key is empty; write a name before the ':'",
+        ),
+        (
+            "version: 1\nmodels:\n  ? [a]\n  : {}\n",
+            "3: models: a key cannot be a list; keys are names (strings)",
+        ),
         (
             "version: 1\nmodels:\n  a: [1]\n",
             "3: models.a: expected a mapping (input, groups, total, allow_uncounted), got a list",
