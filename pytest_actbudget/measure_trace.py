@@ -94,8 +94,11 @@ def trace_profile(
     recorder = Recorder(paths)
     state = ModelState(model)
     bound = _Bound(model, structure)
+    with torch.inference_mode(False):
+        # Autograd cannot save inference tensors (made under inference_mode): copies can.
+        traced = tuple(t.clone() if t.is_inference() else t for t in tensors)
     analysis = (
-        JitModelAnalysis(bound, tensors)
+        JitModelAnalysis(bound, traced)
         .set_op_handle(**HANDLES[counting])
         .unsupported_ops_warnings(False)
         .uncalled_modules_warnings(False)

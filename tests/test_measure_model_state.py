@@ -118,3 +118,12 @@ def test_data_dependent_control_flow_on_meta_is_a_clear_error() -> None:
     with pytest.raises(MeasurementError) as raised:
         measure(Branchy(), torch.randn(2, device="meta"))
     assert str(raised.value).startswith("could not measure Branchy: its forward raised ")
+
+
+def test_inputs_made_under_inference_mode() -> None:
+    # the SmallCNN of test_measure on (1, 3, 16, 16): 26_784 multiply-adds
+    model = SmallCNN().eval()
+    with torch.inference_mode():
+        x = torch.randn(1, 3, 16, 16)
+        profile = measure(model, x, counting="macs")
+    assert profile.total.flops == 26_784
