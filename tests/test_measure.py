@@ -119,7 +119,7 @@ def test_multihead_attention_fast_path_does_not_hide_flops(mode: str) -> None:
     assert torch.backends.mha.get_fastpath_enabled() == fastpath
 
 
-@pytest.mark.parametrize("mode", ["train", "eval-no-grad"])
+@pytest.mark.parametrize("mode", ["train", "eval-no-grad", "eval-frozen"])
 def test_transformer_encoder_layer(mode: str) -> None:
     # TransformerEncoderLayer(8, 2, dim_feedforward=16) on (2, 5, 8):
     # self-attention 3_360, linear1 2*5*8*16 = 1_280, linear2 1_280 -> macs 5_920
@@ -128,6 +128,8 @@ def test_transformer_encoder_layer(mode: str) -> None:
     layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True)
     x = torch.randn(2, 5, 8)
     layer.train(mode == "train")
+    if mode == "eval-frozen":  # no parameter needs grad: the fused fast path's condition
+        layer.requires_grad_(False)
     with torch.set_grad_enabled(mode == "train"):
         fvcore = measure(layer, x)
         macs = measure(layer, x, counting="macs")
