@@ -262,10 +262,13 @@ def scalar(node: yaml.Node) -> Any:
         return []
     if isinstance(node, yaml.MappingNode):
         return {}
-    if node.tag == INT:
-        return _constructor().construct_yaml_int(node)  # 0x1F, 1_000, 1:30 as safe_load
-    if node.tag == FLOAT:
-        return _constructor().construct_yaml_float(node)  # .inf, .nan, 1.5e+3
+    try:
+        if node.tag == INT:
+            return _constructor().construct_yaml_int(node)  # 0x1F, 1_000, 1:30 as safe_load
+        if node.tag == FLOAT:
+            return _constructor().construct_yaml_float(node)  # .inf, .nan, 1.5e+3
+    except ValueError:
+        return node.value  # '!!int abc': shown as written, then refused as not a number
     if node.tag == NULL:
         return None
     return node.value  # a string; a boolean shows as written ('yes'), not as a number

@@ -119,7 +119,11 @@ documents = st.fixed_dictionaries(
 )
 # Characters that change YAML structure when dropped into a file at random.
 SPICE = st.sampled_from(
-    [*":-{}[],#&*!|>'\"%@`?\n\t ", "  ", "\n  ", "!!python/object ", "<<", "*a", "&a "]
+    [
+        *":-{}[],#&*!|>'\"%@`?\n\t ",
+        *("  ", "\n  ", "!!python/object ", "<<", "*a", "&a ", "? ", "~", "1e400", "0x"),
+        *("!!int ", "!!float ", "!!str ", "!!null ", "!!bool "),
+    ]
 )
 
 
