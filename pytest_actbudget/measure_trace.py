@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import torch
 from fvcore.nn.jit_analysis import JitModelAnalysis
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from pytest_actbudget.measure_handles import HANDLES
 from pytest_actbudget.measure_hooks import ModelState, Recorder
@@ -67,21 +66,39 @@ def _measuring(on_meta: bool, recorder: Recorder) -> Iterator[None]:
     draws), the fused multi-head-attention fast path off (it hides FLOPs), and
     attention on its reference (math) kernel on every device, so that saved_bytes
     does not depend on which fused kernel a device would pick."""
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
+    with (
+        _no_fast_path(),
+        torch.random.fork_rng(devices=[]),
+        torch.inference_mode(False),
+        torch.enable_grad(),
+        _math_attention(),
+        recorder.recording(),
+        int_shapes(),
+        cpu_like_meta(on_meta, recorder.pack),
+    ):
+        yield
+
+
+@contextmanager
+def _no_fast_path() -> Iterator[None]:
+    mha = getattr(torch.backends, "mha", None)  # torch >= 2.2
+    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
+        yield
+        return
+    enabled = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
     try:
-        with (
-            torch.random.fork_rng(devices=[]),
-            torch.inference_mode(False),
-            torch.enable_grad(),
-            sdpa_kernel([SDPBackend.MATH]),
-            recorder.recording(),
-            int_shapes(),
-            cpu_like_meta(on_meta, recorder.pack),
-        ):
-            yield
+        yield
     finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
+        mha.set_fastpath_enabled(enabled)
+
+
+def _math_attention() -> AbstractContextManager[None]:
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel  # torch >= 2.3
+    except ImportError:
+        return nullcontext()
+    return sdpa_kernel([SDPBackend.MATH])
 
 
 def trace_profile(
