@@ -19,6 +19,7 @@ from .session import WIRE_KEY, BudgetSession, error_text, junit_properties
 
 KEY = pytest.StashKey[BudgetSession]()
 MARKER = "act_budget"
+USAGE_ERROR_KEY = "actbudget_usage_error"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,7 +49,14 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     tests = [_describe(item) for item in items]
-    _usage_errors(lambda: config.stash[KEY].prepare(tests))
+    try:
+        config.stash[KEY].prepare(tests)
+    except BudgetFileError as e:
+        if hasattr(config, "workeroutput"):
+            # An xdist worker cannot stop the run: the controller raises it again
+            # (pytest_testnodedown) so that the run ends as one usage error, exit code 4.
+            config.workeroutput[USAGE_ERROR_KEY] = str(e)
+        raise pytest.UsageError(str(e)) from None
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
@@ -108,7 +116,10 @@ def pytest_report_teststatus(
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    data = getattr(node, "workeroutput", {}).get(WIRE_KEY)
+    output = getattr(node, "workeroutput", {})
+    if output.get(USAGE_ERROR_KEY):
+        raise pytest.UsageError(output[USAGE_ERROR_KEY])
+    data = output.get(WIRE_KEY)
     if data:
         node.config.stash[KEY].merge_wire(data)
 
@@ -119,6 +130,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if budget_session.worker:
         config.workeroutput[WIRE_KEY] = budget_session.to_wire()  # type: ignore[attr-defined]
         return
+    if exitstatus == pytest.ExitCode.USAGE_ERROR:
+        return  # a bad budgets file or option: write nothing, report nothing
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         budget_session.full_run = False
     _usage_errors(budget_session.write_updates)
