@@ -121,8 +121,11 @@ def gc_paused() -> Iterator[None]:
 def fail(path: str, line: int | None, keys: tuple[str, ...], message: str) -> NoReturn:
     """Raise the one-paragraph error ``FILE:LINE: key.path: message``."""
     where = f"{path}:{line}" if line is not None else path
-    key = f"{'.'.join(keys)}: " if keys else ""
-    raise BudgetFileError(f"{where}: {key}{message}", path=path, line=line)
+    # A key may hold any character; a line break must not split the paragraph.
+    shown = (k if k.isprintable() else repr(k) for k in keys)
+    key = f"{'.'.join(shown)}: " if keys else ""
+    text = f"{where}: {key}{message}"
+    raise BudgetFileError(" ".join(text.splitlines()), path=path, line=line)
 
 
 def read_text(path: Path, name: str, *, must_exist: bool) -> str | None:
@@ -155,36 +158,43 @@ def compose(text: str, path: str) -> yaml.Node | None:
     # messages are terse, so a file it refuses is parsed again to explain the mistake.
     fast = getattr(yaml, "CSafeLoader", None)
     try:
-        root = yaml.compose(text, Loader=fast) if fast is not None else None
-    except (yaml.YAMLError, RecursionError):
-        fast = None
-    if fast is None:
-        root = _compose_or_fail(text, path)
+        root = yaml.compose(text, Loader=fast or yaml.SafeLoader)
+    except (yaml.YAMLError, RecursionError) as first:
+        if fast is not None:
+            try:
+                yaml.compose(text, Loader=yaml.SafeLoader)
+            except (yaml.YAMLError, RecursionError) as e:
+                _invalid(e, text, path)
+            except (ValueError, OverflowError):
+                pass  # PyYAML's scanner trips on what libyaml reported well: "\U1e400000"
+        _invalid(first, text, path)
+    except (ValueError, OverflowError) as e:  # pure-Python PyYAML only, as above
+        fail(path, 1, (), f"invalid YAML: {e}")
     if root is not None:
         _check_tree(root, path)
     return root
 
 
-def _compose_or_fail(text: str, path: str) -> yaml.Node | None:
+def _invalid(error: Exception, text: str, path: str) -> NoReturn:
+    """A parser's error as ``FILE:LINE: invalid YAML: ...``."""
     import yaml
 
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        problem = e.problem or "syntax error"
-        if e.context and problem.startswith("but "):  # "expected X" + "but found Y"
-            problem = f"{e.context} {problem}"
-        elif e.context:
-            problem = f"{problem} ({e.context})"
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        problem = error.problem or "syntax error"
+        if error.context and problem.startswith("but "):  # "expected X" + "but found Y"
+            problem = f"{error.context} {problem}"
+        elif error.context:
+            problem = f"{problem} ({error.context})"
         fail(path, mark.line + 1 if mark else 1, (), f"invalid YAML: {problem}")
-    except yaml.reader.ReaderError as e:
-        line = text.count("\n", 0, e.position) + 1
-        fail(path, line, (), f"invalid YAML: the character {e.character!r} is not allowed")
-    except yaml.YAMLError as e:
-        fail(path, 1, (), f"invalid YAML: {e}")
-    except RecursionError:
+    if isinstance(error, yaml.reader.ReaderError):
+        line = text.count("\n", 0, error.position) + 1
+        char = error.character  # a str from PyYAML, a code point from libyaml
+        shown = repr(char if isinstance(char, str) else chr(char))
+        fail(path, line, (), f"invalid YAML: the character {shown} is not allowed")
+    if isinstance(error, RecursionError):
         fail(path, 1, (), "invalid YAML: nested too deeply")
+    fail(path, 1, (), f"invalid YAML: {error}")
 
 
 def _check_tree(root: yaml.Node, path: str) -> None:

@@ -168,6 +168,18 @@ def test_the_path_as_given_names_the_file(tmp_path: Path, monkeypatch: pytest.Mo
             "3: the file is not valid UTF-8 (byte 0xe9); save it as UTF-8",
         ),
         ("", "1: the file is empty; a budgets file starts with 'version: 1'"),
+        ("version: 1\nmodels: {}\x07\n", "2: invalid YAML: the character '\\x07' is not allowed"),
+        (
+            'version: 1\nmodels: {"\\U1e400000": {}}\n',
+            "2: invalid YAML: found invalid Unicode character escape code "
+            "(while parsing a quoted scalar)",
+        ),
+        ("version: 1\nmodels: " + "[" * 5000 + "]" * 5000, "1: invalid YAML: nested too deeply"),
+        (
+            # A key path stays on one line whatever the names hold.
+            "version: 1\nmodels:\n  ? |\n    two\n    lines\n  : {total: {flop: 1}}\n",
+            "6: models.'two\\nlines\\n'.total.flop: unknown key 'flop'; did you mean 'flops'?",
+        ),
         ("# only a comment\n\n", "1: the file is empty; a budgets file starts with 'version: 1'"),
         ("- version: 1\n", "1: expected a mapping with 'version: 1' at the top, got a list"),
         ("just text\n", "1: expected a mapping with 'version: 1' at the top, got 'just text'"),
