@@ -1,9 +1,3 @@
-# NOTE FROM THE LEAD, for helper-5 only (the helper whose prompt says "an earlier helper
-# may have been started on the same part with a broken prompt"): that earlier helper IS
-# active and already owns units.py, budgets.py and budgets_write.py and their tests.
-# Stand down now: do not edit any of these files or their tests; stop and report
-# "stood down". The earlier helper (whose prompt does not contain that sentence) should
-# ignore this note and delete it from the file once helper-5 has had time to see it (after 18:15).
 """The budgets file: types, loading and validation (YAML, ``version: 1``).
 
 The text is *composed* into YAML nodes, never constructed by PyYAML: every value keeps
@@ -202,9 +196,23 @@ def _check_tree(root: yaml.Node, path: str) -> None:
     import yaml
 
     seen: set[int] = set()  # aliases share collections; check each once
-
-    def check(node: yaml.Node, keys: tuple[str, ...]) -> None:
-        # Recursion is safe: the composer itself recursed deeper to build this tree.
+    # An explicit stack, not recursion: libyaml composes 1,000 levels deep, more than
+    # Python's recursion limit leaves under pytest. A task is a node to check, or a
+    # duplicate key found on the way, kept in document order so the first problem in
+    # the file is the one reported.
+    tasks: list[tuple[yaml.Node, tuple[str, ...], yaml.Node | None]] = [(root, (), None)]
+    while tasks:
+        node, keys, earlier = tasks.pop()
+        if earlier is not None:
+            fail(
+                path,
+                line_of(node),
+                keys,
+                f"duplicate key {node.value!r} (first at line {line_of(earlier)}); "
+                "each key may appear once",
+            )
+        if node.tag == _TAG + "merge":
+            fail(path, line_of(node), keys, "merge keys (<<) are not supported")
         if node.tag not in _SAFE_TAGS:
             tag = node.tag.replace(_TAG, "!!")
             fail(
@@ -215,32 +223,22 @@ def _check_tree(root: yaml.Node, path: str) -> None:
                 "only (strings, numbers, lists and mappings)",
             )
         if isinstance(node, yaml.ScalarNode) or id(node) in seen:
-            return
+            continue
         seen.add(id(node))
+        children: list[tuple[yaml.Node, tuple[str, ...], yaml.Node | None]] = []
         if isinstance(node, yaml.SequenceNode):
-            for item in node.value:
-                check(item, keys)
-            return
-        first: dict[tuple[str, str], yaml.Node] = {}
-        for key, value in node.value:
-            here = keys
-            if isinstance(key, yaml.ScalarNode):
-                if key.tag == _TAG + "merge":
-                    fail(path, line_of(key), keys, "merge keys (<<) are not supported")
-                here = (*keys, key.value)
-                earlier = first.setdefault((key.tag, key.value), key)
-                if earlier is not key:
-                    fail(
-                        path,
-                        line_of(key),
-                        here,
-                        f"duplicate key {key.value!r} (first at line {line_of(earlier)}); "
-                        "each key may appear once",
-                    )
-            check(key, keys)
-            check(value, here)
-
-    check(root, ())
+            children = [(item, keys, None) for item in node.value]
+        else:
+            first: dict[tuple[str, str], yaml.Node] = {}
+            for key, value in node.value:
+                here = keys
+                if isinstance(key, yaml.ScalarNode):
+                    here = (*keys, key.value)
+                    found = first.setdefault((key.tag, key.value), key)
+                    if found is not key:
+                        children.append((key, here, found))
+                children += [(key, keys, None), (value, here, None)]
+        tasks.extend(reversed(children))
 
 
 def line_of(node: yaml.Node) -> int:

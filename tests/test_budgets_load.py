@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_actbudget.budgets import BudgetsFile, GroupBudget, load_budgets
+from pytest_actbudget.budgets import BudgetsFile, GroupBudget, load_budgets, parse_budgets
 from pytest_actbudget.errors import BudgetFileError
 
 DESIGN_EXAMPLE = """\
@@ -483,3 +483,27 @@ def test_ten_megabyte_file_loads_quickly(tmp_path: Path) -> None:
     assert len(budgets.models) == 25_000
     assert budgets.models["model-24999"].line == 2 + 24_999 * 9 + 1
     assert elapsed < 60, f"a 10 MB budgets file took {elapsed:.1f}s to load"
+
+
+def _under_a_deep_stack(depth: int, text: str) -> BudgetFileError:
+    """Load with ``depth`` frames already on the stack, as a deep pytest run has."""
+    if depth:
+        return _under_a_deep_stack(depth - 1, text)
+    with pytest.raises(BudgetFileError) as raised:
+        parse_budgets(text, "budgets.yaml")
+    return raised.value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 990 + "]" * 990,  # libyaml composes up to 1,000 levels
+        "version: 1\nmodels: " + "[" * 990 + "]" * 990,
+        "".join(" " * i + "a:\n" for i in range(990)),
+    ],
+)
+def test_deep_nesting_is_a_budget_file_error(text: str) -> None:
+    # The tree check must not recurse per level: 990 levels plus 200 frames of caller
+    # would pass Python's default limit of 1,000 and escape as RecursionError.
+    error = _under_a_deep_stack(200, text)
+    assert str(error).startswith("budgets.yaml:")
