@@ -81,16 +81,16 @@ class UpdateSummary:
         out = [f"created {self.path}"] if self.created_file else []
         for name in self.created:
             count = len({c.group for c in self.changes if c.entry == name} - {TOTAL_GROUP})
-            out.append(f"{self.path}: created entry '{name}' ({_plural(count, 'group')})")
+            out.append(f"{self.path}: created entry {_name(name)} ({_plural(count, 'group')})")
         for name in self.changed:
             parts = [
                 f"{c.group}.{c.metric} {_text(c.old, c.metric)} -> {_text(c.new, c.metric)}"
                 for c in self.changes
                 if c.entry == name and c.old is not None
             ]
-            out.append(f"{self.path}: updated '{name}': {', '.join(parts)}")
+            out.append(f"{self.path}: updated {_name(name)}: {', '.join(parts)}")
         if self.unchanged:
-            names = ", ".join(f"'{name}'" for name in self.unchanged)
+            names = ", ".join(_name(name) for name in self.unchanged)
             out.append(f"{self.path}: unchanged: {names}")
         return out
 
@@ -248,9 +248,9 @@ class _Editor:
         models_key = _key_of(self.root, "models")
         models = self.models
         nl = self.newline
+        if self.root.flow_style:  # no block can go inside '{...}', wherever 'models' is
+            self.refuse(self.root, "the file is one flow mapping ({...})")
         if models_key is None:
-            if self.root.flow_style:
-                self.refuse(self.root, "the file is one flow mapping ({...})")
             at, prefix = self.after_line(self.root.end_mark.index)
             return at, prefix + " " * root_column + "models:" + nl, root_column + 2, 2
         assert models is not None
@@ -297,7 +297,7 @@ class _Editor:
         return best
 
     def refuse(self, node: yaml.Node, why: str) -> NoReturn:
-        names = ", ".join(f"'{e.name}'" for e in self.new_entries)
+        names = ", ".join(_name(e.name) for e in self.new_entries)
         line = node.start_mark.line + 1
         raise BudgetFileError(
             f"{self.path}:{line}: models: cannot add {names}: {why}, which cannot be "
@@ -499,7 +499,7 @@ def _check_values(loaded: BudgetsFile, changes: Iterable[BudgetChange], path: st
             read = limits.get(change.metric)
         if read != change.new:
             raise BudgetFileError(
-                f"{path}: the updated file would read {change.entry}.{change.group}."
+                f"{path}: the updated file would read {_name(change.entry)}.{change.group}."
                 f"{change.metric} as {read}, not {change.new}; nothing was written. "
                 "Please report this as a pytest-actbudget bug.",
                 path=path,
@@ -552,6 +552,12 @@ def _fsync_folder(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _name(name: str) -> str:
+    """An entry name in a message: ``'resnet18'``; escaped when it holds line breaks or
+    other unprintable characters, so that every message stays one line."""
+    return f"'{name}'" if name.isprintable() else repr(name)
 
 
 def _plural(count: int, word: str) -> str:

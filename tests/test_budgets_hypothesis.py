@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -344,3 +345,48 @@ def test_updates_change_exactly_the_recorded_values(
     again = update_budgets(path, measured_entries, headroom)
     assert again.changes == () and again.changed == ()
     assert path.read_text(encoding="utf-8") == _render(indent, layout, expected, values)
+
+
+@FIXED
+@given(
+    document=documents,
+    style=st.sampled_from([None, False, True]),
+    indent=st.sampled_from([2, 3, 4]),
+    entries=st.lists(measured_entries, max_size=3, unique_by=lambda e: e.name),
+    reuse=st.lists(st.integers(0, 5), max_size=3),
+    crlf=st.booleans(),
+)
+def test_any_valid_file_is_updated_or_refused_cleanly(
+    folder: Path,
+    document: dict[str, object],
+    style: bool | None,
+    indent: int,
+    entries: list[MeasuredEntry],
+    reuse: list[int],
+    crlf: bool,
+) -> None:
+    """Random files as yaml.safe_dump writes them (block, flow, mixed), updated with
+    new and existing names: the update succeeds and is idempotent, or it refuses with
+    its own error, never with a 'this is a bug' error or anything else."""
+    text = yaml.safe_dump(
+        document, allow_unicode=True, sort_keys=False, default_flow_style=style, indent=indent
+    )
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    loaded = _loads_or_refuses(text)
+    if loaded is None:
+        return
+    names = list(loaded.models)
+    for i, pick in enumerate(reuse[: len(entries)]):
+        if names:  # measure an entry the file already has
+            entries[i] = replace(entries[i], name=names[pick % len(names)])
+    path = folder / "valid.yaml"
+    path.write_bytes(text.encode("utf-8"))
+    try:
+        update_budgets(path, entries, 0.1)
+    except BudgetFileError as e:
+        assert "bug" not in str(e)
+        assert path.read_bytes() == text.encode("utf-8")  # refused: untouched
+        return
+    assert list(load_budgets(path).models)[: len(names)] == names
+    assert update_budgets(path, entries, 0.1).changes == ()

@@ -403,3 +403,26 @@ def test_the_last_measurement_of_a_name_wins(tmp_path: Path) -> None:
     summary = update_budgets(path, [first, second], 0.1)
     assert summary.created == ("m",)
     assert load_budgets(path).models["m"].total == {"params": 220}  # 200 x 1.1
+
+
+def test_a_file_that_is_one_flow_mapping_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "budgets.yaml"
+    path.write_text("{version: 1, models: {}}\n", encoding="utf-8")
+    new = MeasuredEntry("new", {}, {}, {"params": 1}, None)
+    with pytest.raises(BudgetFileError) as raised:
+        update_budgets(path, [new], 0.1)
+    assert str(raised.value) == (
+        f"{path}:1: models: cannot add 'new': the file is one flow mapping ({{...}}), which "
+        "cannot be edited in place; write 'models:' as a block mapping (one entry per line) "
+        "or add the entries by hand. Nothing was written."
+    )
+    assert path.read_text(encoding="utf-8") == "{version: 1, models: {}}\n"
+
+
+def test_summary_lines_stay_one_line_per_entry() -> None:
+    change = BudgetChange("two\nlines", "total", "params", 100.0, 220.0)
+    summary = UpdateSummary("b.yaml", False, (), ("two\nlines",), ("tab\there",), (change,))
+    assert summary.lines() == [
+        "b.yaml: updated 'two\\nlines': total.params 100 -> 220",
+        "b.yaml: unchanged: 'tab\\there'",
+    ]
