@@ -52,16 +52,23 @@ class FirstCallRecorder:
         self._handles = []
 
     def _before(self, module: Any, args: tuple[Any, ...]) -> None:
-        if self._depth == 0 and self.call is None:
+        if self._depth == 0 and not self._first_call_done:
+            # A top-level call that raised (and that the test caught) left no record:
+            # the next top-level call takes its place.
             self.call = RecordedCall(module, _copy(args))
         self._depth += 1
 
-    def _after(self, module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
+    def _after(self, module: Any, args: Any, *kwargs_output: Any) -> None:
+        # (kwargs, output) after a forward that returned. After a forward that raised,
+        # torch calls global always_call hooks with (module, args, None) only, even
+        # when registered with_kwargs: then there is no output to take.
         self._depth = max(self._depth - 1, 0)
         if self._depth or self.call is None or self._first_call_done:
             return
+        if len(kwargs_output) != 2:
+            return
         # Global pre-hooks do not see keyword arguments; the post-hook does.
-        self.call.kwargs = _copy(kwargs)
+        self.call.kwargs = _copy(kwargs_output[0])
         self._first_call_done = True
 
 
