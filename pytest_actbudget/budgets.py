@@ -12,7 +12,6 @@ pays for it.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import gc
 from collections.abc import Iterator, Mapping
@@ -305,6 +304,8 @@ def _key_problem(key: yaml.Node) -> str:
 
 def unknown_key(name: str, allowed: tuple[str, ...]) -> str:
     """``unknown key 'flop'; did you mean 'flops'?`` or the list of valid keys."""
+    import difflib  # only a wrong file pays for it
+
     close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
     if close:
         return f"unknown key {name!r}; did you mean {close[0]!r}?"
