@@ -78,7 +78,7 @@ def _parse(value: object, kind: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         shown = "an empty value" if value is None else _show(value)
         if not isinstance(value, (bool, type(None))):
-            shown = f"a {type(value).__name__}"
+            shown = "a mapping" if isinstance(value, dict) else f"a {type(value).__name__}"
         raise ValueError(f"{shown} is not {_NOUN[kind]}; {how}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{value} is not a finite number; {how}")

@@ -395,6 +395,10 @@ def test_the_path_as_given_names_the_file(tmp_path: Path, monkeypatch: pytest.Mo
             f"3: models.a.total.flops: a list is not a number; {COUNT_HOW}",
         ),
         (
+            "version: 1\nmodels:\n  a: {total: {flops: {value: 1}}}\n",
+            f"3: models.a.total.flops: a mapping is not a number; {COUNT_HOW}",
+        ),
+        (
             "version: 1\nmodels:\n  a: {total: {act_bytes: 64Mb}}\n",
             f"3: models.a.total.act_bytes: '64Mb' is not a byte size; {BYTES_HOW}",
         ),
