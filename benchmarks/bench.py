@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench.py [--repeat 5]
 
-Prints medians for a ResNet-50-style CNN (batch 1, 224x224) and a ViT-B/16-style
+Prints medians (CPU time, so that other load on the machine matters less) for a
+ResNet-50-style CNN (batch 1, 224x224) and a ViT-B/16-style
 transformer (batch 1, 224x224): pytest-actbudget's measure() (FLOPs, activations,
 shapes, bytes, saved_bytes in one trace) against fvcore's FlopCountAnalysis alone,
 fvcore's FLOP and activation analyses run as two analyses, and PyTorch's
@@ -13,11 +14,11 @@ peak RSS, in a subprocess), and pytest start-up with and without the plugin.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -26,17 +27,25 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children: unlike wall time, it barely
+    moves when other processes load the machine."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def interleaved_medians(runs: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Median seconds of each run; runs alternate within every round, so that load from
-    other processes hits all of them alike."""
+    """Median CPU seconds of each run; runs alternate within every round, so that load
+    from other processes hits all of them alike."""
     for run in runs.values():
         run()  # warm-up: first-call costs (imports, allocator) are not what we compare
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeat):
         for name, run in runs.items():
-            start = time.perf_counter()
+            start = cpu_seconds()
             run()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(cpu_seconds() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -67,7 +76,10 @@ def compare_models(repeat: int) -> None:
             model(x)
         counter.get_total_flops()
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {repeat}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU time, "
+        f"median of {repeat}"
+    )
     header = f"{'model':<10} {'measure()':>10} {'fvcore flops':>13} {'fvcore f+a':>11}"
     print(header + f" {'FlopCounterMode':>16} {'ratio':>6} {'cached':>9} {'cached %':>9}")
     for name, factory in (("resnet50", resnet50), ("vit_b_16", vit_b_16)):
@@ -159,7 +171,11 @@ def pytest_startup(repeat: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     compare_models(args.repeat)
     seven_b()
