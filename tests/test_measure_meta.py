@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
-from nets import SdpaBlock, SmallCNN, decoder_7b, tiny_decoder
+from nets import SdpaBlock, SmallCNN, tiny_decoder
 from torch import nn
 
 from pytest_actbudget.measure import measure
+from pytest_actbudget.results import Profile
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
@@ -59,11 +65,33 @@ def test_conv_transpose_and_1d_conv_on_meta() -> None:
     assert measure(model.to("meta"), torch.empty(1, 2, 10, device="meta")) == on_cpu
 
 
+_SEVEN_B = """
+import json, resource, sys, time
+import torch
+from nets import decoder_7b
+from pytest_actbudget.measure import measure
+from pytest_actbudget.results import Profile
+with torch.device("meta"):
+    model = decoder_7b()
+start = time.perf_counter()
+profile = measure(model, torch.zeros(1, 2048, dtype=torch.long, device="meta"))
+seconds = time.perf_counter() - start
+rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "rss_mib": rss_mib, "profile": profile.to_dict()}))
+"""
+
+
 @pytest.mark.slow
 def test_7b_decoder_on_meta() -> None:
-    with torch.device("meta"):
-        model = decoder_7b()
-    profile = measure(model, torch.zeros(1, 2048, dtype=torch.long, device="meta"))
+    # in a subprocess of its own, so that its peak RSS is the measurement's
+    tests = Path(__file__).parent
+    out = subprocess.run(
+        [sys.executable, "-c", _SEVEN_B], cwd=tests, capture_output=True, text=True, check=True
+    )
+    result = json.loads(out.stdout)
+    assert result["seconds"] < 5.0
+    assert result["rss_mib"] < 1024  # the whole process, torch itself included
+    profile = Profile.from_dict(result["profile"])
     # params: embedding 32000*4096 = 131_072_000; per layer q,k,v,o 4*4096^2 =
     # 67_108_864 + gate,up,down 3*4096*11008 = 135_266_304 + two RMSNorms 2*4096
     # = 202_383_360, times 32 = 6_476_267_520; final norm 4_096; lm_head 131_072_000
