@@ -259,7 +259,9 @@ def test_unknown_counting_is_refused() -> None:
 def test_fastai_resnet18_rows() -> None:
     # examples/models.py is the demo's model; skip only while it is not there yet
     models = pytest.importorskip("examples.models")
-    profile = measure(models.resnet18_mnist(), torch.randn(64, 3, 28, 28))
+    # on meta: the same numbers as on the CPU (test_measure_meta), without computing
+    model = models.resnet18_mnist().to("meta")
+    profile = measure(model, torch.empty(64, 3, 28, 28, device="meta"))
     conv1 = profile.layer("0.0")
     # conv1: 3->64, k7, s2, p3 on 28x28: out 14x14; params 64*3*7*7 = 9_408 (no bias)
     assert conv1.output_shape == (64, 64, 14, 14)
