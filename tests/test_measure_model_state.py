@@ -127,3 +127,16 @@ def test_inputs_made_under_inference_mode() -> None:
         x = torch.randn(1, 3, 16, 16)
         profile = measure(model, x, counting="macs")
     assert profile.total.flops == 26_784
+
+
+def test_global_switches_are_put_back_also_after_a_failure() -> None:
+    # measuring patches torch.Tensor (int shapes) and, on meta, torch.nn.functional
+    import torch.nn.functional as F
+
+    functions = {name: getattr(F, name) for name in ("conv2d", "batch_norm")}
+    model = SmallCNN().to("meta")
+    measure(model, torch.empty(1, 3, 16, 16, device="meta"))
+    with pytest.raises(MeasurementError):
+        measure(model, torch.empty(1, 4, 16, 16, device="meta"))
+    assert {name: getattr(F, name) for name in functions} == functions
+    assert not {"shape", "size", "numel"} & set(vars(torch.Tensor))
