@@ -465,6 +465,7 @@ def test_aliases_are_read_once_per_use(tmp_path: Path) -> None:
     assert budgets.models["b"].groups[0].modules == ("0.*",)
 
 
+@pytest.mark.slow
 def test_ten_megabyte_file_loads_quickly(tmp_path: Path) -> None:
     # 25,000 entries of 426 bytes each: about 10.7 MB.
     entry = (
