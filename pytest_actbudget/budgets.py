@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import yaml
 
 COUNTINGS: tuple[str, ...] = ("fvcore", "macs")
+#: A budgets file is hand-edited code: a bigger one is a mistake or an attack.
+MAX_FILE_BYTES = 2 * 1024**2
 DEFAULT_HEADROOM = 0.10
 VERSION = 1
 
@@ -127,13 +129,25 @@ def read_text(path: Path, name: str, *, must_exist: bool) -> str | None:
     if path.is_dir():
         fail(name, None, (), f"is a directory, not a budgets file; {hint}")
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            # Read one byte past the limit: enough to refuse a huge (or endless) file
+            # without holding it in memory or spending seconds parsing it.
+            data = stream.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         if must_exist:
             fail(name, None, (), f"no such file; {hint}")
         return None
     except OSError as e:
         fail(name, None, (), f"cannot read the file ({e.strerror or e}); {hint}")
+    if len(data) > MAX_FILE_BYTES:
+        fail(
+            name,
+            1,
+            (),
+            f"the file is larger than {MAX_FILE_BYTES // 1024**2} MiB, the most a budgets "
+            "file may hold (thousands of entries); split it with @pytest.mark.act_budget("
+            "file=...) or --actbudget-file",
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

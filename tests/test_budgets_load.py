@@ -465,29 +465,48 @@ def test_aliases_are_read_once_per_use(tmp_path: Path) -> None:
     assert budgets.models["b"].groups[0].modules == ("0.*",)
 
 
-@pytest.mark.slow
-def test_ten_megabyte_file_loads_quickly(tmp_path: Path) -> None:
-    # 25,000 entries of 426 bytes each: about 10.7 MB.
-    entry = (
-        "  model-{i:05d}:\n"
-        "    input: [64, 3, 28, 28]\n"
-        "    groups:\n"
-        '      stem: {{modules: ["0.0", "0.1", "0.2", "0.3"], flops: 130M, flops_share: 15%}}\n'
-        '      early: {{modules: ["0.4"], flops: 500M, activations: 1.2M}}\n'
-        '      late: {{modules: ["0.5", "0.6", "0.7"], params: 11M}}\n'
-        '      head: {{modules: ["1"], params: 600K, act_bytes: 1MiB}}\n'
-        "    total: {{flops: 2G, params: 12M, act_bytes: 64MiB}}  # a comment\n"
-        "    allow_uncounted: [aten::max_pool2d]\n"
-    )
-    text = "version: 1\nmodels:\n" + "".join(entry.format(i=i) for i in range(25_000))
+ENTRY = (
+    "  model-{i:05d}:\n"
+    "    input: [64, 3, 28, 28]\n"
+    "    groups:\n"
+    '      stem: {{modules: ["0.0", "0.1", "0.2", "0.3"], flops: 130M, flops_share: 15%}}\n'
+    '      early: {{modules: ["0.4"], flops: 500M, activations: 1.2M}}\n'
+    '      late: {{modules: ["0.5", "0.6", "0.7"], params: 11M}}\n'
+    '      head: {{modules: ["1"], params: 600K, act_bytes: 1MiB}}\n'
+    "    total: {{flops: 2G, params: 12M, act_bytes: 64MiB}}  # a comment\n"
+    "    allow_uncounted: [aten::max_pool2d]\n"
+)  # 426 bytes per entry
+
+
+def test_a_file_near_the_size_limit_loads(tmp_path: Path) -> None:
+    # 4,900 entries x 426 bytes + 19 ("version: 1\nmodels:\n" header) = 2,087,419 bytes, just
+    # under 2 MiB (2,097,152).
+    text = "version: 1\nmodels:\n" + "".join(ENTRY.format(i=i) for i in range(4_900))
+    assert len(text) == 2_087_419
     path = write(tmp_path, text)
-    assert len(text) > 10_000_000
     start = time.perf_counter()
     budgets = load_budgets(path)
     elapsed = time.perf_counter() - start
-    assert len(budgets.models) == 25_000
-    assert budgets.models["model-24999"].line == 2 + 24_999 * 9 + 1
-    assert elapsed < 60, f"a 10 MB budgets file took {elapsed:.1f}s to load"
+    assert len(budgets.models) == 4_900
+    # Entry i's key is on line 2 (version, models) + 9 lines per entry before it + 1.
+    assert budgets.models["model-04899"].line == 2 + 4_899 * 9 + 1
+    assert elapsed < 30, f"a 2 MiB budgets file took {elapsed:.1f}s to load"
+
+
+def test_a_ten_megabyte_file_is_refused_without_parsing(tmp_path: Path) -> None:
+    # 25,000 entries x 426 bytes: about 10.7 MB, five times the 2 MiB limit.
+    path = write(
+        tmp_path, "version: 1\nmodels:\n" + "".join(ENTRY.format(i=i) for i in range(25_000))
+    )
+    start = time.perf_counter()
+    with pytest.raises(BudgetFileError) as e:
+        load_budgets(path)
+    assert time.perf_counter() - start < 1.0
+    assert str(e.value) == (
+        f"{path}:1: the file is larger than 2 MiB, the most a budgets file may hold "
+        "(thousands of entries); split it with @pytest.mark.act_budget(file=...) or "
+        "--actbudget-file"
+    )
 
 
 def _under_a_deep_stack(depth: int, text: str) -> BudgetFileError:
