@@ -20,6 +20,7 @@ from .session import WIRE_KEY, BudgetSession, error_text, junit_properties
 KEY = pytest.StashKey[BudgetSession]()
 MARKER = "act_budget"
 USAGE_ERROR_KEY = "actbudget_usage_error"
+CALL_PASSED = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -89,10 +90,15 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    budget_session = item.config.stash[KEY]
+    if call.when == "teardown":
+        # Recorded only when the body and the teardown passed: a test that errors in
+        # teardown is not a passing test, whatever its call phase said.
+        passed = item.stash.get(CALL_PASSED, False) and report.passed
+        budget_session.test_finished(item.nodeid, passed=passed)
     if call.when != "call":
         return report
-    budget_session = item.config.stash[KEY]
-    budget_session.test_finished(item.nodeid, passed=report.passed)
+    item.stash[CALL_PASSED] = report.passed
     if call.excinfo is not None:
         failure = error_text(call.excinfo.value)
         if failure is not None:

@@ -18,8 +18,13 @@ import json
 import re
 
 import pytest
+import yaml  # noqa: F401
 
 from pytest_actbudget.budgets import load_budgets
+
+# `import yaml` above: pytester drops the modules a test imported when it ends, and
+# PyYAML's libyaml binding, imported a second time into one process, composes nodes
+# without tags; importing it before any test keeps the first import for the session.
 
 MODELS = """
 import collections
