@@ -31,6 +31,6 @@ def measure(model: Any, *inputs: Any, counting: str = "fvcore", **forward_kwargs
     Returns a :class:`Profile` with per-module FLOPs, activations, params, output shapes
     and bytes; ``counting`` is ``"fvcore"`` (default) or ``"macs"``.
     """
-    from .measure import measure as measure_model
+    from .measure_model import measure as measure_model
 
     return measure_model(model, *inputs, counting=counting, **forward_kwargs)

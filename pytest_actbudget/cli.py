@@ -225,7 +225,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace, counting: str) -> Profile:
-    from pytest_actbudget.measure import measure
+    from pytest_actbudget.measure_model import measure
 
     shapes = [_shape(text) for text in args.input]
     dtypes = _dtypes(args.dtype, len(shapes))

@@ -35,6 +35,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     worker = hasattr(config, "workerinput")
     config.stash[KEY] = BudgetSession(read_options(config), worker=worker)
+    if _names_files_or_tests(config):
+        config.stash[KEY].full_run = False
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -138,8 +140,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if exitstatus == pytest.ExitCode.USAGE_ERROR:
         return  # a bad budgets file or option: write nothing, report nothing
-    if exitstatus == pytest.ExitCode.INTERRUPTED:
-        budget_session.full_run = False
+    if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldfail or session.shouldstop:
+        budget_session.full_run = False  # stopped early (Ctrl-C, -x, --maxfail)
     _usage_errors(budget_session.write_updates)
     _write_reports(budget_session)
     if budget_session.find_strict_problems() and session.exitstatus == pytest.ExitCode.OK:
@@ -202,6 +204,16 @@ def _write_reports(budget_session: BudgetSession) -> None:
     env = environment()
     for path in budget_session.options.reports:
         write_report(path, budget_session.results, env)
+
+
+def _names_files_or_tests(config: pytest.Config) -> bool:
+    """Test files or node ids on the command line: the tests of other files were not
+    collected, so a budget entry unchecked in this run may still be in use (folders
+    count as a full run)."""
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        return False
+    here = config.invocation_params.dir
+    return any("::" in arg or not (here / arg).is_dir() for arg in config.args)
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:

@@ -114,7 +114,7 @@ class BudgetSession:
     def measure(
         self, model: Any, args: Sequence[Any], kwargs: dict[str, Any], counting: str
     ) -> Profile:
-        from .measure import MeasureCache, measure
+        from .measure_model import MeasureCache, measure
 
         if self._cache is None:
             self._cache = MeasureCache()

@@ -17,7 +17,7 @@ from nets import (
 )
 from torch import nn
 
-from pytest_actbudget.measure import measure
+from pytest_actbudget.measure_model import measure
 from pytest_actbudget.results import TensorSpec
 
 

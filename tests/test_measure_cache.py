@@ -12,7 +12,7 @@ import torch
 from nets import Scaled, SmallCNN
 from torch import nn
 
-from pytest_actbudget.measure import MeasureCache, measure
+from pytest_actbudget.measure_model import MeasureCache, measure
 
 
 def test_identical_model_hits_the_cache() -> None:
@@ -92,8 +92,16 @@ def test_importing_measure_and_the_cache_does_not_import_torch(tmp_path: Any) ->
     import subprocess
 
     code = (
-        "import sys; import pytest_actbudget.measure as m; m.MeasureCache();"
+        "import sys; import pytest_actbudget.measure_model as m; m.MeasureCache();"
         "print('torch' in sys.modules, 'fvcore' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_package_measure_stays_the_function() -> None:
+    import pytest_actbudget
+    import pytest_actbudget.measure_model  # the implementation module, same stem
+
+    assert callable(pytest_actbudget.measure)
+    assert pytest_actbudget.measure.__module__ == "pytest_actbudget"
