@@ -21,6 +21,7 @@ KEY = pytest.StashKey[BudgetSession]()
 MARKER = "act_budget"
 USAGE_ERROR_KEY = "actbudget_usage_error"
 CALL_PASSED = pytest.StashKey[bool]()
+WRITE_ERRORS = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -142,8 +143,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return  # a bad budgets file or option: write nothing, report nothing
     if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldfail or session.shouldstop:
         budget_session.full_run = False  # stopped early (Ctrl-C, -x, --maxfail)
-    _usage_errors(budget_session.write_updates)
-    _write_reports(budget_session)
+    # A file that cannot be written is reported with the results (an exception raised
+    # here would cut pytest's own summary, the failures of this run included) and ends
+    # the run as a usage error.
+    errors = config.stash.setdefault(WRITE_ERRORS, [])
+    try:
+        budget_session.write_updates()
+    except BudgetFileError as e:
+        errors.append(str(e))
+    errors.extend(_write_reports(budget_session))
+    if errors:
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
     if budget_session.find_strict_problems() and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -154,7 +164,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     results = budget_session.results
     lines = [line for s in budget_session.update_summaries for line in s.lines()]
-    if not results and not lines and not budget_session.strict_problems:
+    errors = config.stash.get(WRITE_ERRORS, [])
+    if not results and not lines and not budget_session.strict_problems and not errors:
         return
     from .report import terminal
 
@@ -167,8 +178,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(line)
     for problem in budget_session.strict_problems:
         terminalreporter.write_line(problem, red=True)
+    for error in errors:
+        terminalreporter.write_line(f"ERROR: {error}", red=True)
     for path in budget_session.options.reports:
-        terminalreporter.write_line(f"act budget report written to {path}")
+        if not any(error.startswith(f"{path}: ") for error in errors):
+            terminalreporter.write_line(f"act budget report written to {path}")
 
 
 def _check_recorded(item: pytest.Function, marker: pytest.Mark, call: Any) -> None:
@@ -195,15 +209,21 @@ def _describe(item: pytest.Item) -> tuple[str, bool, str | None, str | None]:
     return (item.nodeid, True, name, marker.kwargs.get("file"))
 
 
-def _write_reports(budget_session: BudgetSession) -> None:
+def _write_reports(budget_session: BudgetSession) -> list[str]:
+    """Write every report asked for; one message per report that could not be written."""
     if not budget_session.options.reports:
-        return
+        return []
     from .report import write_report
     from .report.json import environment
 
     env = environment()
+    errors = []
     for path in budget_session.options.reports:
-        write_report(path, budget_session.results, env)
+        try:
+            write_report(path, budget_session.results, env)
+        except OSError as e:
+            errors.append(f"{path}: cannot write the report: {e.strerror or e}")
+    return errors
 
 
 def _names_files_or_tests(config: pytest.Config) -> bool:

@@ -37,6 +37,7 @@ from pytest_actbudget.budgets import load_budgets
 QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
 
 CONFTEST = """
+import errno
 import os
 import pathlib
 import signal
@@ -61,6 +62,8 @@ def replace(src, dst, *args, **kwargs):
         with open(log, "a") as handle:
             handle.write(f"{role} {os.getpid()} {os.path.basename(dst)}\\n")
     when = os.environ.get("KILL_AT")
+    if when == "disk-full":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     if when == "before-rename":
         os.kill(os.getpid(), signal.SIGKILL)
     pause = float(os.environ.get("PAUSE_BEFORE_RENAME", "0"))
@@ -172,6 +175,34 @@ def test_killed_at_the_rename_leaves_the_old_file_or_the_new_one(
     assert again.returncode == 0, again.stdout
     assert budgets.read_text() == NEW
     assert not log.exists()
+
+
+def test_a_write_that_fails_is_reported_with_the_results(project: pytest.Pytester) -> None:
+    """The disk is full at the rename, and a report's folder is a file: both are named
+    after the test results (which stay visible, failures included), the run ends as a
+    usage error, and the budgets file and its folder are as they were."""
+    project.makepyfile(test_fails="def test_fails():\n    assert 1 == 2, 'visible failure'\n")
+    budgets = project.path / "budgets.yaml"
+    failed_report = project.path / "nets.py" / "r.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", *QUIET, "--actbudget-update",
+         "--actbudget-report", str(failed_report), "--actbudget-report", "ok.md"],
+        cwd=project.path,
+        env={**os.environ, "KILL_AT": "disk-full"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert f"ERROR: {budgets}: cannot write: No space left on device" in lines
+    assert f"ERROR: {failed_report}: cannot write the report: File exists" in lines
+    assert f"act budget report written to {project.path / 'ok.md'}" in lines
+    assert "AssertionError: visible failure" in result.stdout
+    assert lines[-1].startswith("=") and "1 failed, 1 passed" in lines[-1]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert budgets.read_text() == OLD
+    assert temp_files(project.path) == []
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.5])
