@@ -131,6 +131,12 @@ CASES = {
         "cfg/b.yaml",
         ":4: models.small-cnn.total.params: '12XB' is not a number*",
     ),
+    "a folder": Case(
+        {"cfg/readme.txt": b"not a budgets file\n"},
+        "cfg",
+        ": is a directory, not a budgets file; check --actbudget-file / actbudget_file",
+        args=("--actbudget-file", "cfg"),
+    ),
     "marker file=": Case(
         {
             "budgets.yaml": GOOD.encode(),
