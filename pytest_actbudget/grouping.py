@@ -36,25 +36,37 @@ def resolve(profile: Profile, groups: GroupPatterns) -> dict[str, tuple[str, ...
     """Map each group to its top-most matched module paths, in forward order.
 
     A matched module includes its descendants, so a match below another match of the
-    same group is dropped. Raises GroupingError for a pattern that matches nothing
-    (naming the nearest paths) and for a module claimed by two groups.
+    same group is dropped. Raises GroupingError naming every pattern that matches
+    nothing (with the nearest paths), and for a module claimed by two groups.
     """
     paths = profile.paths
+    known = set(paths)
     resolved: dict[str, tuple[str, ...]] = {}
+    unmatched: list[str] = []
     for name, patterns in groups.items():
         matched: set[str] = set()
         for pattern in patterns:
-            hits = {path for path in paths if fnmatchcase(path, pattern)}
+            hits = match(pattern, paths, known)
             if not hits:
-                raise GroupingError(_no_match_message(name, pattern, paths))
+                unmatched.append(_no_match_message(name, pattern, paths))
             matched |= hits
         resolved[name] = tuple(
             path
             for path in paths
             if path in matched and not any(a in matched for a in ancestors(path))
         )
+    if unmatched:
+        raise GroupingError("; ".join(unmatched))
     _reject_overlaps(resolved)
     return resolved
+
+
+def match(pattern: str, paths: Sequence[str], known: set[str]) -> set[str]:
+    """The paths a pattern claims: the module of that exact path when there is one
+    (module names may hold ``*``, ``?`` or ``[``), else every fnmatch hit."""
+    if pattern in known:
+        return {pattern}
+    return {path for path in paths if fnmatchcase(path, pattern)}
 
 
 def group_profile(profile: Profile, groups: GroupPatterns) -> tuple[GroupStats, ...]:

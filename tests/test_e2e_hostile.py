@@ -148,11 +148,6 @@ def test_hostile_names_round_trip(pytester: pytest.Pytester) -> None:
         assert name.replace("\n", " ") in cells, name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grouping.auto_groups uses module paths as fnmatch patterns unescaped: "
-    "'x*' also claims 'x1' (two groups) and 'layer[0]' matches only 'layer0'",
-)
 def test_automatic_groups_of_glob_like_module_names(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_globs="""

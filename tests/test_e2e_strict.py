@@ -179,11 +179,6 @@ def test_a_folder_on_the_command_line_is_a_full_run(project: pytest.Pytester) ->
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grouping.resolve raises at the first pattern that matches nothing; "
-    "the other groups' unmatched patterns are not named",
-)
 def test_every_unmatched_pattern_is_named(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(named=NAMED, test_strict=TESTS)
     pytester.path.joinpath("budgets.yaml").write_text(

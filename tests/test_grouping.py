@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from profiles import toy_profile
+from profiles import layer, toy_profile
 
 from pytest_actbudget.errors import GroupingError
 from pytest_actbudget.grouping import auto_groups, group_profile, resolve
-from pytest_actbudget.results import ABSOLUTE_METRICS
+from pytest_actbudget.results import ABSOLUTE_METRICS, Profile
 
 
 def test_auto_groups_are_the_direct_children_of_the_root() -> None:
@@ -68,3 +68,30 @@ def test_a_module_claimed_through_an_ancestor_names_both_groups() -> None:
 def test_a_module_claimed_directly_by_two_groups_names_both() -> None:
     with pytest.raises(GroupingError, match="'0' is claimed by two groups: 'a' and 'b'"):
         resolve(toy_profile(), {"a": ["0"], "b": ["0*"]})
+
+
+def test_every_pattern_that_matches_nothing_is_named() -> None:
+    with pytest.raises(GroupingError) as e:
+        resolve(toy_profile(), {"stem": ["0", "9"], "head": ["3"]})
+    message = str(e.value)
+    assert "group 'stem': pattern '9' matched no module" in message
+    assert "group 'head': pattern '3' matched no module" in message
+
+
+def test_a_pattern_equal_to_a_module_path_matches_that_module_only() -> None:
+    # Module names may hold glob characters: "x*" names one module, not "x1" too.
+    profile = Profile(
+        model="Sequential",
+        inputs=(),
+        counting="fvcore",
+        layers=(
+            layer("", "Sequential", flops=3, leaf=False),
+            layer("x*", "Linear", flops=1),
+            layer("x1", "Linear", flops=1),
+            layer("layer[0]", "Linear", flops=1),
+        ),
+    )
+    groups = auto_groups(profile)
+    assert resolve(profile, groups) == {"x*": ("x*",), "x1": ("x1",), "layer[0]": ("layer[0]",)}
+    # A pattern that is no module path is a glob as usual.
+    assert resolve(profile, {"xs": ["x?"]}) == {"xs": ("x*", "x1")}
