@@ -72,6 +72,14 @@ def _measure(model: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any], counti
             f"could not measure {name}: it is not a torch.nn.Module "
             "(measure takes the model first, then its example inputs)"
         )
+    slashed = next((path for path, _ in model.named_modules() if "/" in path), None)
+    if slashed is not None:
+        # fvcore joins module scopes with "/" and splits them again: such a name would
+        # attribute its operators to modules that do not exist.
+        raise MeasurementError(
+            f"could not measure {name}: module {slashed!r} has a '/' in its name, which "
+            "fvcore's tracer uses to separate module scopes; rename it (e.g. with '_')"
+        )
     with warnings.catch_warnings():
         # fvcore.nn scripts its losses at import: torch.jit.script's DeprecationWarning
         # says nothing to our users.
