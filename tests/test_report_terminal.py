@@ -167,3 +167,16 @@ def test_a_violation_that_rounds_to_its_budget_shows_exact_numbers() -> None:
 )
 def test_budget_use_never_reads_100_percent_when_over(use: float | None, text: str) -> None:
     assert use_text(use) == text
+
+
+def test_names_from_user_code_cannot_break_lines_or_drive_the_terminal() -> None:
+    from dataclasses import replace
+
+    from test_report_samples import sample_results
+
+    result = replace(sample_results()[0], name="evil\nname\x1b[31m", nodeid="t.py::x\r")
+    text = render([result])
+    # The newline, carriage return and ESC are shown escaped, on the header's line.
+    assert "evil\\nname\\x1b[31m" in text
+    assert "t.py::x\\r" in text
+    assert "\x1b" not in text and "\r" not in text

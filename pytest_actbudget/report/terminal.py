@@ -56,17 +56,18 @@ def entry_lines(
     """One entry: header, what went wrong, groups, uncounted operators, optional layers."""
     lines = [_header(result, palette)]
     if result.nodeid:
-        lines.append(_INDENT + palette.paint(result.nodeid, "dim"))
+        lines.append(_INDENT + palette.paint(_plain(result.nodeid), "dim"))
     for violation in result.violations:
         measured, budget = compared(violation)
         text = (
-            f"over: {violation.group} {violation.metric} {measured} > budget {budget} "
+            f"over: {_plain(violation.group)} {violation.metric} {measured} > budget {budget} "
             f"({over_text(violation)})"
         )
         lines.append(_INDENT + palette.paint(text, "bad"))
     if result.outcome in ("error", "no_budget") and result.message:
         lines.extend(
-            _INDENT + palette.outcome(line, result.outcome) for line in result.message.splitlines()
+            _INDENT + palette.outcome(_plain(line), result.outcome)
+            for line in result.message.splitlines()
         )
     if result.profile is not None:
         lines.extend(group_lines(result, palette))
@@ -81,11 +82,11 @@ def entry_lines(
 
 def _header(result: BudgetResult, palette: Palette) -> str:
     parts = [
-        palette.paint(result.name, "bold"),
+        palette.paint(_plain(result.name), "bold"),
         palette.outcome(OUTCOME_WORDS.get(result.outcome, result.outcome), result.outcome),
     ]
     if result.profile is not None:
-        parts.append(f"{result.profile.model}({inputs_text(result.profile.inputs)})")
+        parts.append(f"{_plain(result.profile.model)}({inputs_text(result.profile.inputs)})")
     parts.append(result.counting)
     if result.location:
         parts.append(result.location)
@@ -176,9 +177,17 @@ def _row(cells: Sequence[str], widths: Sequence[int], right: set[int]) -> str:
 
 def _fit(text: str, width: int) -> str:
     """Truncate with an ellipsis so one long name cannot push every column right."""
+    text = _plain(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _fit_path(path: str, width: int) -> str:
     """Truncate a module path on the left: its last components name the module."""
+    path = _plain(path)
     return path if len(path) <= width else "…" + path[-(width - 1) :]
+
+
+def _plain(text: str) -> str:
+    """A name from user code as one printable line: a newline or an escape sequence in
+    a module or entry name must not break the table or drive the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
