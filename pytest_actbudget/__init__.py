@@ -6,10 +6,12 @@ its first call.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ActBudgetError, BudgetExceeded, BudgetFileError, MeasurementError
-from .results import BudgetResult, Profile
+
+if TYPE_CHECKING:
+    from .results import BudgetResult, Profile
 
 __version__ = "0.1.0"
 
@@ -34,3 +36,13 @@ def measure(model: Any, *inputs: Any, counting: str = "fvcore", **forward_kwargs
     from .measure_model import measure as measure_model
 
     return measure_model(model, *inputs, counting=counting, **forward_kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    # The result types load on first use: pytest imports this package for every run,
+    # budget tests or not, and building the frozen dataclasses costs milliseconds.
+    if name in ("BudgetResult", "Profile"):
+        from . import results
+
+        return getattr(results, name)
+    raise AttributeError(f"module 'pytest_actbudget' has no attribute {name!r}")

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from .report import FORMATS
-from .units import parse_percent
 
 DEFAULT_FILE = "budgets.yaml"
 
@@ -88,6 +87,8 @@ def read_options(config: pytest.Config) -> Options:
     headroom_text = config.getoption("actbudget_headroom") or config.getini("actbudget_headroom")
     headroom = None
     if headroom_text:
+        from .units import parse_percent
+
         try:
             headroom = parse_percent(headroom_text)
         except ValueError as e:

@@ -1,27 +1,31 @@
 """pytest hooks of pytest-actbudget: options, marker, fixture, report hooks, xdist.
 
-Every hook delegates to the BudgetSession kept in ``config.stash``. Importing this
-module imports neither torch nor fvcore.
+Every hook delegates to the BudgetSession kept in ``config.stash``, created the first
+time a test needs it: a run without budget tests imports neither it nor torch/fvcore.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .errors import BudgetFileError, NoModelCalled
 from .fixture import ActBudget
-from .options import add_options, read_options
-from .session import WIRE_KEY, BudgetSession, error_text, junit_properties
+from .options import Options, add_options, read_options
 
-KEY = pytest.StashKey[BudgetSession]()
+if TYPE_CHECKING:
+    from .session import BudgetSession
+
+KEY = pytest.StashKey["BudgetSession"]()
+OPTIONS = pytest.StashKey[Options]()
+PARTIAL = pytest.StashKey[bool]()  # not every test of the suite was collected and run
+CALL_PASSED = pytest.StashKey[bool]()
 MARKER = "act_budget"
 USAGE_ERROR_KEY = "actbudget_usage_error"
-CALL_PASSED = pytest.StashKey[bool]()
-WRITE_ERRORS = pytest.StashKey[list[str]]()
+WIRE_KEY = "actbudget"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,18 +38,15 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(name=None, *, file=None): measure the first model the test calls and "
         "check it against budget entry `name` (default: the test's name)",
     )
-    worker = hasattr(config, "workerinput")
-    config.stash[KEY] = BudgetSession(read_options(config), worker=worker)
-    if _names_files_or_tests(config):
-        config.stash[KEY].full_run = False
+    config.stash[OPTIONS] = read_options(config)
+    config.stash[PARTIAL] = _names_files_or_tests(config)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    budget_session = session.config.stash[KEY]
     if _is_xdist_controller(session.config):
         # The controller never collects: validate the budgets file here so that a bad
         # file stops the run as a usage error before any worker starts.
-        _usage_errors(lambda: budget_session.budgets(str(budget_session.options.budgets_file)))
+        _usage_errors(_session(session.config).load_default_file)
 
 
 @pytest.hookimpl(trylast=True)
@@ -53,8 +54,11 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     tests = [_describe(item) for item in items]
+    options = config.stash[OPTIONS]
+    if not (any(uses for _, uses, _, _ in tests) or options.update or options.strict):
+        return
     try:
-        config.stash[KEY].prepare(tests)
+        _session(config).prepare(tests)
     except BudgetFileError as e:
         if hasattr(config, "workeroutput"):
             # An xdist worker cannot stop the run: the controller raises it again
@@ -65,14 +69,17 @@ def pytest_collection_modifyitems(
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
     if items:
-        items[0].config.stash[KEY].full_run = False
+        config = items[0].config
+        config.stash[PARTIAL] = True
+        if (budget_session := _active(config)) is not None:
+            budget_session.full_run = False
 
 
 @pytest.fixture
 def act_budget(request: pytest.FixtureRequest) -> ActBudget:
     """Explicit budget checks: ``act_budget.check(model, *inputs, name=...)`` and
     ``act_budget.measure(model, *inputs)``."""
-    return ActBudget(request.config.stash[KEY], request.node)
+    return ActBudget(_session(request.config), request.node)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -93,7 +100,9 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    budget_session = item.config.stash[KEY]
+    budget_session = _active(item.config)
+    if budget_session is None:
+        return report
     if call.when == "teardown":
         # Recorded only when the body and the teardown passed: a test that errors in
         # teardown is not a passing test, whatever its call phase said.
@@ -103,6 +112,8 @@ def pytest_runtest_makereport(
         return report
     item.stash[CALL_PASSED] = report.passed
     if call.excinfo is not None:
+        from .session import error_text
+
         failure = error_text(call.excinfo.value)
         if failure is not None:
             report.longrepr, report.actbudget_outcome = failure  # type: ignore[attr-defined]
@@ -130,59 +141,36 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         raise pytest.UsageError(output[USAGE_ERROR_KEY])
     data = output.get(WIRE_KEY)
     if data:
-        node.config.stash[KEY].merge_wire(data)
+        _session(node.config).merge_wire(data)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    budget_session = config.stash[KEY]
-    if budget_session.worker:
-        config.workeroutput[WIRE_KEY] = budget_session.to_wire()  # type: ignore[attr-defined]
+    budget_session = _active(config)
+    if hasattr(config, "workeroutput"):
+        if budget_session is not None:
+            config.workeroutput[WIRE_KEY] = budget_session.to_wire()
         return
     if exitstatus == pytest.ExitCode.USAGE_ERROR:
         return  # a bad budgets file or option: write nothing, report nothing
-    if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldfail or session.shouldstop:
-        budget_session.full_run = False  # stopped early (Ctrl-C, -x, --maxfail)
-    # A file that cannot be written is reported with the results (an exception raised
-    # here would cut pytest's own summary, the failures of this run included) and ends
-    # the run as a usage error.
-    errors = config.stash.setdefault(WRITE_ERRORS, [])
-    try:
-        budget_session.write_updates()
-    except BudgetFileError as e:
-        errors.append(str(e))
-    errors.extend(_write_reports(budget_session))
-    if errors:
-        session.exitstatus = pytest.ExitCode.USAGE_ERROR
-    if budget_session.find_strict_problems() and session.exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if budget_session is None and not config.stash[OPTIONS].reports:
+        return
+    stopped = exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldfail or session.shouldstop
+    status = _session(config).finish(stopped_early=bool(stopped))
+    if status is not None and (status == pytest.ExitCode.USAGE_ERROR or session.exitstatus == 0):
+        session.exitstatus = status
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    budget_session = config.stash[KEY]
-    if budget_session.worker:
+    budget_session = _active(config)
+    if budget_session is None or hasattr(config, "workeroutput"):
         return
-    results = budget_session.results
-    lines = [line for s in budget_session.update_summaries for line in s.lines()]
-    errors = config.stash.get(WRITE_ERRORS, [])
-    if not results and not lines and not budget_session.strict_problems and not errors:
-        return
-    from .report import terminal
-
     color = terminalreporter.hasmarkup and "NO_COLOR" not in os.environ
-    terminalreporter.write_sep("=", "act budget summary")
-    if results:
-        text = terminal.render(results, verbose=budget_session.options.verbose > 0, color=color)
-        terminalreporter.write_line(text)
-    for line in lines:
-        terminalreporter.write_line(line)
-    for problem in budget_session.strict_problems:
-        terminalreporter.write_line(problem, red=True)
-    for error in errors:
-        terminalreporter.write_line(f"ERROR: {error}", red=True)
-    for path in budget_session.options.reports:
-        if not any(error.startswith(f"{path}: ") for error in errors):
-            terminalreporter.write_line(f"act budget report written to {path}")
+    lines = budget_session.summary(color=color)
+    if lines:
+        terminalreporter.write_sep("=", "act budget summary")
+    for text, red in lines:
+        terminalreporter.write_line(text, red=red)
 
 
 def _check_recorded(item: pytest.Function, marker: pytest.Mark, call: Any) -> None:
@@ -193,8 +181,9 @@ def _check_recorded(item: pytest.Function, marker: pytest.Mark, call: Any) -> No
             f"act_budget '{name}': the test called no torch.nn.Module, so there was nothing "
             "to measure; call the model in the test body, or use the act_budget fixture"
         )
-    budget_session = item.config.stash[KEY]
-    result = budget_session.check(
+    from .session import junit_properties
+
+    result = _session(item.config).check(
         item.nodeid, call.module, call.args, call.kwargs, name=name, file=marker.kwargs.get("file")
     )
     item.user_properties.extend(junit_properties(result))
@@ -209,23 +198,6 @@ def _describe(item: pytest.Item) -> tuple[str, bool, str | None, str | None]:
     return (item.nodeid, True, name, marker.kwargs.get("file"))
 
 
-def _write_reports(budget_session: BudgetSession) -> list[str]:
-    """Write every report asked for; one message per report that could not be written."""
-    if not budget_session.options.reports:
-        return []
-    from .report import write_report
-    from .report.json import environment
-
-    env = environment()
-    errors = []
-    for path in budget_session.options.reports:
-        try:
-            write_report(path, budget_session.results, env)
-        except OSError as e:
-            errors.append(f"{path}: cannot write the report: {e.strerror or e}")
-    return errors
-
-
 def _names_files_or_tests(config: pytest.Config) -> bool:
     """Test files or node ids on the command line: the tests of other files were not
     collected, so a budget entry unchecked in this run may still be in use (folders
@@ -234,6 +206,22 @@ def _names_files_or_tests(config: pytest.Config) -> bool:
         return False
     here = config.invocation_params.dir
     return any("::" in arg or not (here / arg).is_dir() for arg in config.args)
+
+
+def _session(config: pytest.Config) -> BudgetSession:
+    """The run's BudgetSession, created when a test first needs it."""
+    found = config.stash.get(KEY, None)
+    if found is None:
+        from .session import BudgetSession
+
+        found = BudgetSession(config.stash[OPTIONS], worker=hasattr(config, "workerinput"))
+        found.full_run = not config.stash[PARTIAL]
+        config.stash[KEY] = found
+    return found
+
+
+def _active(config: pytest.Config) -> BudgetSession | None:
+    return config.stash.get(KEY, None)
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:

@@ -29,7 +29,9 @@ from .grouping import auto_groups, group_profile
 from .options import Options
 from .results import ABSOLUTE_METRICS, METRICS, BudgetResult, GroupResult, Profile, total_stats
 
-WIRE_KEY = "actbudget"
+# Exit codes the end of a run may ask for (pytest.ExitCode values).
+TESTS_FAILED = 1
+USAGE_ERROR = 4
 
 
 class StrictFailure(AssertionError):
@@ -62,6 +64,7 @@ class BudgetSession:
         self.updates: list[PendingUpdate] = []
         self.update_summaries: list[UpdateSummary] = []
         self.strict_problems: list[str] = []
+        self.write_errors: list[str] = []
         self.full_run = True
         self.referenced: set[tuple[str, str]] = set()  # (file, entry) named by collected tests
         self._files: dict[str, BudgetsFile] = {}
@@ -90,6 +93,9 @@ class BudgetSession:
                 self.referenced.add((path, name))
         if needed or self.options.update:
             self.budgets(self.resolve_file(None))
+
+    def load_default_file(self) -> BudgetsFile:
+        return self.budgets(str(self.options.budgets_file))
 
     def resolve_file(self, file: str | None) -> str:
         if file is None:
@@ -260,6 +266,61 @@ class BudgetSession:
     def results(self) -> list[BudgetResult]:
         """Every result of this run, in collection order (the same with or without xdist)."""
         return [r.result for r in sorted(self.records, key=lambda r: r.order)]
+
+    def finish(self, *, stopped_early: bool) -> int | None:
+        """Write the budgets file and the reports at the end of the run (controller only).
+
+        Returns the exit code the run must end with, if not its own: a file that could
+        not be written is a usage error (named in the summary, after the results);
+        strict problems fail the run.
+        """
+        if stopped_early:
+            self.full_run = False  # Ctrl-C, -x, --maxfail: not every test ran
+        try:
+            self.write_updates()
+        except BudgetFileError as e:
+            self.write_errors.append(str(e))
+        self.write_errors.extend(self.write_reports())
+        if self.write_errors:
+            return USAGE_ERROR
+        return TESTS_FAILED if self.find_strict_problems() else None
+
+    def write_reports(self) -> list[str]:
+        """Write every report asked for; one message per report that could not be written."""
+        if not self.options.reports:
+            return []
+        from .report import write_report
+        from .report.json import environment
+
+        env = environment()
+        errors = []
+        for path in self.options.reports:
+            try:
+                write_report(path, self.results, env)
+            except OSError as e:
+                errors.append(f"{path}: cannot write the report: {e.strerror or e}")
+        return errors
+
+    def summary(self, *, color: bool) -> list[tuple[str, bool]]:
+        """The ``act budget summary`` section as (line, in red) pairs; empty for none."""
+        results = self.results
+        lines = [(line, False) for s in self.update_summaries for line in s.lines()]
+        lines += [(problem, True) for problem in self.strict_problems]
+        lines += [(f"ERROR: {error}", True) for error in self.write_errors]
+        if not results and not lines:
+            return []
+        if results:
+            from .report import terminal
+
+            text = terminal.render(results, verbose=self.options.verbose > 0, color=color)
+            lines.insert(0, (text, False))
+        failed = {error.partition(": ")[0] for error in self.write_errors}
+        lines += [
+            (f"act budget report written to {path}", False)
+            for path in self.options.reports
+            if str(path) not in failed
+        ]
+        return lines
 
     def write_updates(self) -> None:
         """Record the measured budgets of every check whose test passed, one write per file."""

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pytest_actbudget.results import BudgetResult
+if TYPE_CHECKING:  # the plugin imports FORMATS at start-up: keep this module light
+    from pytest_actbudget.results import BudgetResult
 
 __all__ = ["FORMATS", "format_for", "render_for", "write_report"]
 
