@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -69,23 +68,18 @@ def test_forward_kwargs_are_part_of_the_key() -> None:
     assert (cache.hits, cache.misses) == (1, 3)
 
 
-def _median_seconds(run: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
-
-
-def test_a_cached_measure_costs_under_5_percent_of_a_trace() -> None:
-    model, x = SmallCNN(), torch.randn(8, 3, 32, 32)
-    traced = _median_seconds(lambda: measure(model, x), repeat=3)
-    cache = MeasureCache()
-    measure(model, x, cache=cache)
-    cached = _median_seconds(lambda: measure(SmallCNN(), x, cache=cache), repeat=5)
-    # SmallCNN() construction is included in `cached` and still well under 5 %
-    assert cached < 0.05 * traced, (cached, traced)
+def test_a_cached_check_does_not_run_the_model_again() -> None:
+    # What a cache hit costs is a key (structure, shapes, dtypes): no trace and no
+    # forward. Counted by a forward pre-hook rather than timed (timings live in
+    # benchmarks/bench.py: a hit costs 0.4-1.3% of a trace there).
+    cache, x = MeasureCache(), torch.randn(8, 3, 32, 32)
+    first = measure(SmallCNN(), x, cache=cache)
+    again = SmallCNN()
+    forwards: list[object] = []
+    again.register_forward_pre_hook(lambda module, args: forwards.append(module))
+    assert measure(again, x, cache=cache) is first
+    assert forwards == []
+    assert (cache.hits, cache.misses) == (1, 1)
 
 
 def test_importing_measure_and_the_cache_does_not_import_torch(tmp_path: Any) -> None:
