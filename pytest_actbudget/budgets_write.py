@@ -18,14 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from .budgets import (
-    RESERVED_GROUPS,
-    BudgetsFile,
-    gc_paused,
-    parse_budgets,
-    parse_tree,
-    read_text,
-)
+from .budgets import RESERVED_GROUPS, BudgetsFile, parse_budgets, parse_tree
+from .budgets_yaml import gc_paused, read_text
 from .errors import BudgetFileError
 from .results import TOTAL_GROUP
 from .units import budget_value, format_percent, format_quantity
@@ -125,7 +119,7 @@ def update_budgets(
         return UpdateSummary(name, True, created, (), (), changes)
     # libyaml's marks do not count a byte order mark (PyYAML's do): edit without it.
     bom = "\ufeff" if text.startswith("\ufeff") else ""
-    with gc_paused():  # node trees are large and acyclic (see budgets.gc_paused)
+    with gc_paused():  # node trees are large and acyclic (see budgets_yaml.gc_paused)
         editor = _Editor(text[len(bom) :], name, headroom)
         for entry in entries:
             editor.record(entry)
