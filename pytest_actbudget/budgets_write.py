@@ -10,16 +10,15 @@ changed.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from .atomic import write_atomic
 from .budgets import RESERVED_GROUPS, BudgetsFile, parse_budgets, parse_tree
-from .budgets_yaml import gc_paused, read_text
+from .budgets_yaml import gc_paused, read_text, yaml_key, yaml_quoted
 from .errors import BudgetFileError
 from .results import TOTAL_GROUP
 from .units import budget_value, format_percent, format_quantity
@@ -392,45 +391,6 @@ def _created_changes(entry: MeasuredEntry, headroom: float) -> list[BudgetChange
     return changes
 
 
-_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
-
-
-def yaml_key(name: str) -> str:
-    """A name as a YAML key: plain when that reads back as the same string
-    (``resnet18-mnist``), double-quoted otherwise (``"0"``, ``"yes"``, ``"a: b"``)."""
-    import yaml
-
-    # The pattern admits no YAML syntax, so safe_load only decides str vs 1.5/yes/null.
-    if _PLAIN_NAME.fullmatch(name) and yaml.safe_load(name) == name:
-        return name
-    return yaml_quoted(name)
-
-
-def yaml_quoted(text: str) -> str:
-    """A YAML double-quoted scalar that reads back as exactly ``text``: printable
-    characters as they are, everything else (and line breaks) escaped."""
-    out = []
-    for char in text:
-        code = ord(char)
-        if char in '"\\':
-            out.append("\\" + char)
-        elif (
-            0x20 <= code <= 0x7E
-            or (
-                0xA0 <= code <= 0xFFFD
-                and code not in (0x2028, 0x2029, 0xFEFF)
-                and not 0xD800 <= code <= 0xDFFF
-            )
-            or code >= 0x10000
-        ):
-            out.append(char)
-        elif code <= 0xFF:
-            out.append(f"\\x{code:02x}")
-        else:
-            out.append(f"\\u{code:04x}")
-    return '"' + "".join(out) + '"'
-
-
 # -- reading the node tree -----------------------------------------------------------
 
 
@@ -523,47 +483,6 @@ def _write(path: Path, text: str, name: str) -> None:
         write_atomic(path, text)
     except OSError as e:
         raise BudgetFileError(f"{name}: cannot write: {e.strerror or e}", path=name) from e
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Replace ``path`` with ``text`` (UTF-8, line endings as given) so that a reader, or
-    a process killed half way, sees the old file or the new one, never a mix.
-
-    Temp file in the same folder, flushed and fsynced, the original's permission bits
-    copied, then ``os.replace``. A symlink is followed: its target is replaced.
-    """
-    target = Path(os.path.realpath(path))
-    data = text.encode("utf-8")
-    try:
-        mode: int | None = target.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = None
-    temp = target.with_name(f".{target.name}.{os.urandom(4).hex()}.tmp")
-    # 0o666 and the umask, as a plain open() would create the file.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(temp)
-        raise
-    _fsync_folder(target.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable where the OS allows it (not on Windows)."""
-    with suppress(OSError, AttributeError):
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _name(name: str) -> str:

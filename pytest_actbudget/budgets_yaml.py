@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -252,3 +253,42 @@ def unknown_key(name: str, allowed: tuple[str, ...]) -> str:
     if close:
         return f"unknown key {name!r}; did you mean {close[0]!r}?"
     return f"unknown key {name!r}; valid keys: {', '.join(allowed)}"
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-/]*")
+
+
+def yaml_key(name: str) -> str:
+    """A name as a YAML key: plain when that reads back as the same string
+    (``resnet18-mnist``), double-quoted otherwise (``"0"``, ``"yes"``, ``"a: b"``)."""
+    import yaml
+
+    # The pattern admits no YAML syntax, so safe_load only decides str vs 1.5/yes/null.
+    if _PLAIN_NAME.fullmatch(name) and yaml.safe_load(name) == name:
+        return name
+    return yaml_quoted(name)
+
+
+def yaml_quoted(text: str) -> str:
+    """A YAML double-quoted scalar that reads back as exactly ``text``: printable
+    characters as they are, everything else (and line breaks) escaped."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif (
+            0x20 <= code <= 0x7E
+            or (
+                0xA0 <= code <= 0xFFFD
+                and code not in (0x2028, 0x2029, 0xFEFF)
+                and not 0xD800 <= code <= 0xDFFF
+            )
+            or code >= 0x10000
+        ):
+            out.append(char)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return '"' + "".join(out) + '"'

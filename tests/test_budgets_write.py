@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from pytest_actbudget.atomic import write_atomic
 from pytest_actbudget.budgets import load_budgets
 from pytest_actbudget.budgets_write import (
     BudgetChange,
     MeasuredEntry,
     UpdateSummary,
     update_budgets,
-    write_atomic,
 )
 from pytest_actbudget.errors import BudgetFileError
 
@@ -335,7 +335,7 @@ def test_write_atomic_follows_symlinks_and_honours_umask(tmp_path: Path) -> None
 
 KILLED_AT_FSYNC = """
 import os, signal, sys
-from pytest_actbudget.budgets_write import write_atomic
+from pytest_actbudget.atomic import write_atomic
 real_fsync = os.fsync
 def fsync(fd):
     real_fsync(fd)

@@ -59,7 +59,7 @@ def write_report(
 ) -> None:
     """Render and write one report, creating parent folders; the write is atomic, so a
     reader never sees half a report."""
-    from pytest_actbudget.budgets_write import write_atomic
+    from pytest_actbudget.atomic import write_atomic
 
     text = render_for(path, results, environment)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
