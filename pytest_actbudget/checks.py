@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from .budgets import ModelBudget
 from .grouping import auto_groups, group_profile, is_within
-from .report.format import compared
+from .report.format import compared, over_text
 from .results import (
     SHARE_METRICS,
     SHARE_OF,
@@ -109,7 +109,7 @@ def violation_message(result: BudgetResult) -> str:
     noun = "budget" if count == 1 else "budgets"
     where = f" ({result.location})" if result.location else ""
     rows = [("group", "metric", "measured", "budget", "over")]
-    rows += [(v.group, v.metric, *compared(v), _over(v)) for v in violations]
+    rows += [(v.group, v.metric, *compared(v), over_text(v)) for v in violations]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [f"act_budget '{result.name}': {count} {noun} exceeded{where}"]
     lines += [
@@ -125,14 +125,6 @@ def violation_message(result: BudgetResult) -> str:
         if line:
             lines.append("  " + line)
     return "\n".join(lines)
-
-
-def _over(v: Violation) -> str:
-    if v.is_share:
-        return f"+{v.over:.1f} pts"
-    if v.budget == 0:
-        return "over a zero budget"
-    return f"+{v.over * 100:.1f}%"
 
 
 def _top_modules_line(result: BudgetResult, violation: Violation) -> str:

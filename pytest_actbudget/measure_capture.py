@@ -7,9 +7,25 @@ what gets measured. torch is imported only when a recording starts.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
+
+_paused = 0  # > 0 while pytest-actbudget itself runs a model (the fixture's checks)
+
+
+@contextmanager
+def paused() -> Iterator[None]:
+    """No recording while the plugin measures: its trace calls the model too (through
+    fvcore's wrapper), and that call is not the test's."""
+    global _paused
+    _paused += 1
+    try:
+        yield
+    finally:
+        _paused -= 1
 
 
 @dataclass
@@ -52,6 +68,8 @@ class FirstCallRecorder:
         self._handles = []
 
     def _before(self, module: Any, args: tuple[Any, ...]) -> None:
+        if _paused:
+            return
         if self._depth == 0 and not self._first_call_done:
             # A top-level call that raised (and that the test caught) left no record:
             # the next top-level call takes its place.
@@ -62,6 +80,8 @@ class FirstCallRecorder:
         # (kwargs, output) after a forward that returned. After a forward that raised,
         # torch calls global always_call hooks with (module, args, None) only, even
         # when registered with_kwargs: then there is no output to take.
+        if _paused:
+            return
         self._depth = max(self._depth - 1, 0)
         if self._depth or self.call is None or self._first_call_done:
             return

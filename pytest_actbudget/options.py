@@ -23,6 +23,9 @@ class Options:
     reports: tuple[Path, ...]
     strict: bool
     verbose: int
+    # Where pytest was started: file names in messages and reports are relative to it,
+    # whatever directory a test moves to.
+    start_dir: Path = Path()
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -120,4 +123,5 @@ def read_options(config: pytest.Config) -> Options:
         reports=reports,
         strict=bool(strict),
         verbose=int(config.getoption("verbose") or 0),
+        start_dir=invocation,
     )

@@ -42,29 +42,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[PARTIAL] = _names_files_or_tests(config)
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    if _is_xdist_controller(session.config):
-        # The controller never collects: validate the budgets file here so that a bad
-        # file stops the run as a usage error before any worker starts.
-        _usage_errors(_session(session.config).load_default_file)
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    tests = [_describe(item) for item in items]
-    options = config.stash[OPTIONS]
-    if not (any(uses for _, uses, _, _ in tests) or options.update or options.strict):
-        return
     try:
-        _session(config).prepare(tests)
-    except BudgetFileError as e:
+        _usage_errors(lambda: _prepare(config, items))
+    except pytest.UsageError as e:
         if hasattr(config, "workeroutput"):
             # An xdist worker cannot stop the run: the controller raises it again
             # (pytest_testnodedown) so that the run ends as one usage error, exit code 4.
             config.workeroutput[USAGE_ERROR_KEY] = str(e)
-        raise pytest.UsageError(str(e)) from None
+        raise
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
@@ -83,16 +72,17 @@ def act_budget(request: pytest.FixtureRequest) -> ActBudget:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
-    marker = pyfuncitem.get_closest_marker(MARKER)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    marker = item.get_closest_marker(MARKER)
     if marker is None:
         return (yield)
     from .measure_capture import FirstCallRecorder
 
     with FirstCallRecorder() as recorder:
-        outcome = yield
-    _check_recorded(pyfuncitem, marker, recorder.call)
-    return outcome
+        yield
+    # unittest.TestCase failures do not raise here: pytest keeps them on the item.
+    if not getattr(item, "_excinfo", None):
+        _check_recorded(item, recorder.call)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -173,29 +163,54 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(text, red=red)
 
 
-def _check_recorded(item: pytest.Function, marker: pytest.Mark, call: Any) -> None:
+def _check_recorded(item: pytest.Item, call: Any) -> None:
     __tracebackhide__ = True
-    name = marker.args[0] if marker.args else marker.kwargs.get("name", item.name)
+    name, file = _marker_args(item)
+    budget_session = _session(item.config)
     if call is None:
-        raise NoModelCalled(
-            f"act_budget '{name}': the test called no torch.nn.Module, so there was nothing "
-            "to measure; call the model in the test body, or use the act_budget fixture"
-        )
+        raise NoModelCalled(budget_session.no_model_called(item.nodeid, name, file))
     from .session import junit_properties
 
-    result = _session(item.config).check(
-        item.nodeid, call.module, call.args, call.kwargs, name=name, file=marker.kwargs.get("file")
+    result = budget_session.check(
+        item.nodeid, call.module, call.args, call.kwargs, name=name, file=file
     )
     item.user_properties.extend(junit_properties(result))
 
 
 def _describe(item: pytest.Item) -> tuple[str, bool, str | None, str | None]:
+    if item.get_closest_marker(MARKER) is None:
+        return (item.nodeid, MARKER in getattr(item, "fixturenames", ()), None, None)
+    return (item.nodeid, True, *_marker_args(item))
+
+
+def _prepare(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = [_describe(item) for item in items]
+    options = config.stash[OPTIONS]
+    if any(uses for _, uses, _, _ in tests) or options.update or options.strict:
+        _session(config).prepare(tests)
+
+
+def _marker_args(item: pytest.Item) -> tuple[str, str | None]:
+    """(entry name, budgets file) of the item's marker; a usage error for anything else."""
     marker = item.get_closest_marker(MARKER)
-    uses_fixture = MARKER in getattr(item, "fixturenames", ())
-    if marker is None:
-        return (item.nodeid, uses_fixture, None, None)
+    assert marker is not None
+    unknown = sorted(set(marker.kwargs) - {"name", "file"})
     name = marker.args[0] if marker.args else marker.kwargs.get("name", item.name)
-    return (item.nodeid, True, name, marker.kwargs.get("file"))
+    file = marker.kwargs.get("file")
+    problem = ""
+    if len(marker.args) > 1 or unknown:
+        extra = ", ".join([repr(a) for a in marker.args[1:]] + unknown)
+        problem = f"unexpected argument(s) {extra}"
+    elif not isinstance(name, str) or not name:
+        problem = f"the name must be a non-empty string, not {name!r}"
+    elif file is not None and not isinstance(file, str):
+        problem = f"file= must be a path string, not {file!r}"
+    if problem:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.{MARKER}: {problem}; "
+            f'use @pytest.mark.{MARKER}("entry-name", file="budgets.yaml") (both optional)'
+        )
+    return name, file
 
 
 def _names_files_or_tests(config: pytest.Config) -> bool:
@@ -222,13 +237,6 @@ def _session(config: pytest.Config) -> BudgetSession:
 
 def _active(config: pytest.Config) -> BudgetSession | None:
     return config.stash.get(KEY, None)
-
-
-def _is_xdist_controller(config: pytest.Config) -> bool:
-    if hasattr(config, "workerinput"):
-        return False
-    numprocesses = config.getoption("numprocesses", default=None)
-    return bool(numprocesses) and config.getoption("dist", default="no") != "no"
 
 
 def _usage_errors(action: Any) -> Any:

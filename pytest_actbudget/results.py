@@ -338,15 +338,8 @@ class BudgetResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BudgetResult:
-        profile = None
-        if data.get("model") is not None:
-            profile = Profile(
-                model=data["model"],
-                inputs=tuple(TensorSpec.from_dict(spec) for spec in data["inputs"]),
-                counting=data["counting"],
-                layers=tuple(LayerStats.from_dict(layer) for layer in data["layers"]),
-                uncounted_ops=dict(data.get("uncounted_ops", {})),
-            )
+        # A result carries its profile's fields at its own top level.
+        profile = Profile.from_dict(data) if data.get("model") is not None else None
         total = None
         if profile is not None:
             total = GroupResult(

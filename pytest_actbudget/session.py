@@ -120,11 +120,13 @@ class BudgetSession:
     def measure(
         self, model: Any, args: Sequence[Any], kwargs: dict[str, Any], counting: str
     ) -> Profile:
+        from .measure_capture import paused
         from .measure_model import MeasureCache, measure
 
         if self._cache is None:
             self._cache = MeasureCache()
-        return measure(model, *args, counting=counting, cache=self._cache, **kwargs)
+        with paused():
+            return measure(model, *args, counting=counting, cache=self._cache, **kwargs)
 
     def check(
         self,
@@ -144,7 +146,7 @@ class BudgetSession:
         __tracebackhide__ = True
         path = self.resolve_file(file)
         budgets = self.budgets(path)
-        display = _display(path)
+        display = _display(path, self.options.start_dir)
         entry = budgets.models.get(name)
         try:
             profile = self.measure(model, args, kwargs, budgets.counting)
@@ -174,6 +176,19 @@ class BudgetSession:
         if result.outcome == "error":
             raise StrictFailure(result.message)
         return result
+
+    def no_model_called(self, nodeid: str, name: str, file: str | None) -> str:
+        """Record that a marked test called no model; the failure text."""
+        message = (
+            f"act_budget '{name}': the test called no torch.nn.Module, so there was nothing "
+            "to measure; call the model in the test body, or use the act_budget fixture"
+        )
+        path = self.resolve_file(file)
+        budgets = self.budgets(path)
+        display = _display(path, self.options.start_dir)
+        entry = budgets.models.get(name)
+        self._record(nodeid, _failed(name, nodeid, budgets.counting, display, entry, message))
+        return message
 
     def _for_update(
         self,
@@ -351,7 +366,7 @@ class BudgetSession:
         except BudgetFileError:
             return []
         checked = {(str(r.result.budget_file), r.result.name) for r in self.records}
-        display = _display(path)
+        display = _display(path, self.options.start_dir)
         unused = [
             name
             for name in budgets.models
@@ -387,10 +402,11 @@ def error_text(exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
-def _display(path: str) -> str:
-    """A budgets file as people want to read it: relative to the cwd when inside it."""
+def _display(path: str, start: Path) -> str:
+    """A budgets file as people want to read it: relative to where pytest was started
+    when inside it (not to the cwd, which a test may change)."""
     try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+        return str(Path(path).resolve().relative_to(start.resolve()))
     except ValueError:
         return path
 

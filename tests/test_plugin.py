@@ -21,6 +21,7 @@ stem 32,768 x 1.1 = 36,044.8 -> 36.1K; 131,072 / 36,100 - 1 = +263.1%.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -278,3 +279,130 @@ def test_bad_headroom_and_report_extension_are_usage_errors(project: pytest.Pyte
     ext = run(project, "--actbudget-report", "out.txt")
     assert ext.ret == pytest.ExitCode.USAGE_ERROR
     ext.stderr.fnmatch_lines(["*unknown report format '.txt'*.html, .json, .md*"])
+
+
+def test_marker_and_fixture_in_one_test(project: pytest.Pytester) -> None:
+    # The fixture's own trace must not be taken for the test's first model call.
+    project.makepyfile(
+        test_both="""
+        import pytest, torch
+        from nets import small_cnn
+
+        @pytest.mark.act_budget("small-cnn")
+        def test_both(act_budget):
+            model, x = small_cnn(), torch.randn(2, 3, 16, 16)
+            # Before the test's own call: 70,464 flops, or 280,896 with STEM_STRIDE=1
+            # (module docstring and test_fixture_checks_and_measures).
+            assert act_budget.measure(model, x).total.flops in (70464, 280896)
+            assert model(x).shape == (2, 10)
+        """
+    )
+    run(project, "--actbudget-update", "test_both.py").assert_outcomes(passed=1)
+    run(project, "test_both.py").assert_outcomes(passed=1)
+    over = run(project, "test_both.py", STEM_STRIDE="1")
+    over.assert_outcomes(failed=1)
+    over.stdout.fnmatch_lines(["*act_budget 'small-cnn': * exceeded*"])
+
+
+def test_unittest_methods_are_checked_too(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_unit="""
+        import unittest
+        import pytest, torch
+        from nets import small_cnn
+
+        class TestModels(unittest.TestCase):
+            @pytest.mark.act_budget("small-cnn")
+            def test_small_cnn(self):
+                self.assertEqual(small_cnn()(torch.randn(2, 3, 16, 16)).shape, (2, 10))
+
+            @pytest.mark.act_budget("never-recorded")
+            def test_failing_body(self):
+                small_cnn()(torch.randn(2, 3, 16, 16))
+                self.fail("the body failed")
+        """
+    )
+    run(project, "--actbudget-update", "test_unit.py", "-k", "small_cnn").assert_outcomes(passed=1)
+    result = run(project, "test_unit.py", STEM_STRIDE="1")
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    assert "act_budget 'small-cnn':" in output and "exceeded" in output
+    # A failing body gets no budget check on top ("never-recorded" has no entry).
+    assert "the body failed" in output and "no budget 'never-recorded'" not in output
+
+
+@pytest.mark.parametrize(
+    ("marker", "problem"),
+    [
+        ("act_budget(123)", "the name must be a non-empty string, not 123"),
+        ('act_budget("x", fille="b.yaml")', "unexpected argument(s) fille"),
+        ('act_budget("x", file=7)', "file= must be a path string, not 7"),
+    ],
+)
+def test_bad_marker_arguments_are_usage_errors(
+    pytester: pytest.Pytester, marker: str, problem: str
+) -> None:
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.{marker}
+        def test_marked():
+            pass
+        """
+    )
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"*test_bad_marker_arguments_are_usage_errors.py::test_marked: "
+            f"@pytest.mark.act_budget: {problem}; use*"
+        ]
+    )
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_test_that_changes_directory_keeps_its_budget_file_name(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(
+        test_chdir="""
+        import pytest, torch
+        from nets import small_cnn
+
+        @pytest.mark.act_budget("small-cnn")
+        def test_small_cnn(tmp_path, monkeypatch):
+            monkeypatch.chdir(tmp_path)
+            small_cnn()(torch.randn(2, 3, 16, 16))
+        """
+    )
+    run(project, "--actbudget-update", "test_chdir.py").assert_outcomes(passed=1)
+    result = run(project, "test_chdir.py", "--actbudget-report", "r.json")
+    result.assert_outcomes(passed=1)
+    (entry,) = json.loads((project.path / "r.json").read_text())["results"]
+    assert entry["budget_file"] == "budgets.yaml"
+
+
+def test_xdist_without_budget_tests_ignores_the_budgets_file_like_a_serial_run(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    pytester.path.joinpath("budgets.yaml").write_text("version: 1\nmodels: [oops]\n")
+    assert run(pytester).ret == 0
+    assert run(pytester, "-n", "2").ret == 0
+
+
+def test_a_marked_test_that_calls_no_model_is_in_the_report(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.act_budget("nothing")
+        def test_nothing():
+            pass
+        """
+    )
+    run(pytester, "--actbudget-report", "r.json").assert_outcomes(failed=1)
+    (entry,) = json.loads((pytester.path / "r.json").read_text())["results"]
+    assert (entry["name"], entry["outcome"]) == ("nothing", "error")
+    assert entry["message"].startswith("act_budget 'nothing': the test called no torch.nn.Module")
