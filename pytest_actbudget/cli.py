@@ -16,10 +16,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_actbudget.budgets import COUNTINGS, DEFAULT_HEADROOM, load_budgets
+from pytest_actbudget.budgets import (
+    COUNTINGS,
+    DEFAULT_HEADROOM,
+    BudgetsFile,
+    ModelBudget,
+    load_budgets,
+)
 from pytest_actbudget.budgets_write import MeasuredEntry, update_budgets
+from pytest_actbudget.checks import evaluate
 from pytest_actbudget.errors import ActBudgetError
-from pytest_actbudget.grouping import auto_groups, group_profile
+from pytest_actbudget.grouping import GroupPatterns, auto_groups, group_profile
 from pytest_actbudget.report import diff, terminal
 from pytest_actbudget.report import json as json_report
 from pytest_actbudget.report.format import inputs_text, uncounted_text
@@ -68,7 +75,22 @@ def _parser() -> argparse.ArgumentParser:
     profile = verbs.add_parser(
         "profile", help="print the per-layer table and group shares of a model"
     )
-    _model_arguments(profile)
+    _model_arguments(
+        profile,
+        input_help="; default: the `input:` of the --name entry",
+        counting_help="the budgets file's `counting.flops` when --name or --file is given, "
+        "else fvcore",
+    )
+    profile.add_argument(
+        "--name",
+        default=None,
+        help="group as this budgets entry does (its groups, budgets and `input:`)",
+    )
+    profile.add_argument(
+        "--file",
+        default=None,
+        help="budgets file for --name and the FLOP convention (default with --name: budgets.yaml)",
+    )
     profile.add_argument(
         "--depth",
         type=int,
@@ -80,7 +102,11 @@ def _parser() -> argparse.ArgumentParser:
     profile.set_defaults(command=_profile)
 
     init = verbs.add_parser("init", help="write a starter budget entry with automatic groups")
-    _model_arguments(init)
+    _model_arguments(
+        init,
+        input_help="; default: the `input:` of the existing entry (with --force)",
+        counting_help="the budgets file's `counting.flops`, else fvcore",
+    )
     init.add_argument("--name", required=True, help="the entry name, as the marker uses it")
     init.add_argument("--file", default="budgets.yaml", help="budgets file (default: %(default)s)")
     init.add_argument(
@@ -89,7 +115,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PCT",
         help="budget = measured x (1 + headroom); default: the file's, else 10%%",
     )
-    init.add_argument("--force", action="store_true", help="overwrite an existing entry")
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="re-record every budget an existing entry lists, grouped by its own groups",
+    )
     init.set_defaults(command=_init)
 
     diff = verbs.add_parser("diff", help="compare two JSON reports, group by group")
@@ -105,7 +135,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _model_arguments(parser: argparse.ArgumentParser) -> None:
+def _model_arguments(
+    parser: argparse.ArgumentParser, *, input_help: str, counting_help: str
+) -> None:
     parser.add_argument(
         "factory",
         metavar="PKG.MODULE:FACTORY",
@@ -114,9 +146,9 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input",
         action="append",
-        required=True,
+        default=None,
         metavar="SHAPE",
-        help="input shape, e.g. 64,3,28,28; repeat for more inputs",
+        help="input shape, e.g. 64,3,28,28; repeat for more inputs" + input_help,
     )
     parser.add_argument(
         "--dtype",
@@ -128,7 +160,7 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
         "--counting",
         choices=COUNTINGS,
         default=None,
-        help="FLOP convention (default: the budgets file's, else fvcore)",
+        help=f"FLOP convention (default: {counting_help})",
     )
     parser.add_argument("--eval", action="store_true", help="measure in eval mode")
 
@@ -139,15 +171,27 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
 def _profile(args: argparse.Namespace) -> int:
     if args.depth is not None and args.depth < 0:
         raise UsageError(f"--depth {args.depth}: expected 0 (root only) or more")
-    profile = _measure(args, args.counting or "fvcore")
-    result = _unchecked_result(args.factory, profile)
+    budgets = None
+    if args.name is not None or args.file is not None:
+        # --name needs its entry and --file was named on purpose: the file must exist.
+        budgets = load_budgets(args.file or "budgets.yaml", must_exist=True)
+    entry = _entry(budgets, args.name) if budgets is not None and args.name else None
+    counting = args.counting or (budgets.counting if budgets is not None else "fvcore")
+    profile = _measure(args, counting, entry=entry)
+    if entry is None or budgets is None:
+        result = _unchecked_result(args.factory, profile)
+    elif counting != budgets.counting:  # budgets in another unit: show the groups only
+        result = _unchecked_result(entry.name, profile, _patterns(entry))
+    else:
+        result = evaluate(profile, entry, nodeid="", budget_file=budgets.path)
     if args.json:
         sys.stdout.write(json_report.render([result], json_report.environment()))
         return 0
     palette = Palette(sys.stdout.isatty() and "NO_COLOR" not in os.environ)
     lines = [
         palette.paint(f"{profile.model}({inputs_text(profile.inputs)})", "bold")
-        + f"  {profile.counting}  from {args.factory}",
+        + f"  {profile.counting}  from {args.factory}"
+        + (f"  entry '{entry.name}'" if entry is not None else ""),
         *terminal.layer_lines(result, palette, depth=args.depth),
         "",
         *terminal.group_lines(result, palette),
@@ -158,11 +202,14 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _unchecked_result(factory: str, profile: Profile) -> BudgetResult:
-    """A result with automatic groups and no budget, for the renderers."""
-    stats = group_profile(profile, auto_groups(profile))
+def _unchecked_result(
+    name: str, profile: Profile, patterns: GroupPatterns | None = None
+) -> BudgetResult:
+    """A result with ``patterns`` (default: automatic groups) and no budget, for the
+    renderers."""
+    stats = group_profile(profile, auto_groups(profile) if patterns is None else patterns)
     return BudgetResult(
-        name=factory,
+        name=name,
         nodeid="",
         outcome="no_budget",
         counting=profile.counting,
@@ -193,8 +240,10 @@ def _init(args: argparse.Namespace) -> int:
     headroom = _percent(args.headroom, "--headroom") if args.headroom is not None else None
     if headroom is None:
         headroom = budgets.headroom if budgets.headroom is not None else DEFAULT_HEADROOM
-    profile = _measure(args, counting)
-    patterns = auto_groups(profile)
+    profile = _measure(args, counting, entry=existing)
+    # An existing entry is re-recorded group by group, so measure with its own groups:
+    # automatic groups ("0", "1", ...) would match none of its names but `total`.
+    patterns = _patterns(existing) if existing is not None else auto_groups(profile)
     stats = group_profile(profile, patterns)
     entry = MeasuredEntry(
         name=args.name,
@@ -224,10 +273,45 @@ def _diff(args: argparse.Namespace) -> int:
 # -- model, inputs, numbers ---------------------------------------------------------
 
 
-def _measure(args: argparse.Namespace, counting: str) -> Profile:
+def _entry(budgets: BudgetsFile, name: str) -> ModelBudget:
+    entry = budgets.models.get(name)
+    if entry is None:
+        names = list(budgets.models)
+        nearest = difflib.get_close_matches(name, names, n=3)
+        hint = f"; nearest: {', '.join(nearest)}" if nearest else ""
+        raise UsageError(f"{budgets.path}: no entry '{name}'{hint}")
+    return entry
+
+
+def _patterns(entry: ModelBudget) -> dict[str, tuple[str, ...]]:
+    return {group.name: group.modules for group in entry.groups}
+
+
+def _measure(
+    args: argparse.Namespace, counting: str, *, entry: ModelBudget | None = None
+) -> Profile:
+    """Measure the factory's model on ``--input``, else on ``entry``'s ``input:``."""
     from pytest_actbudget.measure_model import measure
 
-    shapes = [_shape(text) for text in args.input]
+    if args.input:
+        shapes = [_shape(text) for text in args.input]
+    elif entry is not None and entry.input is not None:
+        shapes = [entry.input]
+    elif entry is not None:
+        raise UsageError(
+            f"{args.file or 'budgets.yaml'}:{entry.line}: entry '{entry.name}' has no "
+            "`input:`: pass --input SHAPE, or add `input: [N, C, H, W]` to the entry"
+        )
+    elif getattr(args, "name", None):  # init of a new entry: nothing to take it from
+        raise UsageError(
+            f"no input shape: pass --input SHAPE (e.g. --input 64,3,28,28); entry "
+            f"'{args.name}' is not in {args.file} yet, so it has no `input:` to take"
+        )
+    else:
+        raise UsageError(
+            "no input shape: pass --input SHAPE (e.g. --input 64,3,28,28), or --name NAME "
+            "of a budgets entry with `input:`"
+        )
     dtypes = _dtypes(args.dtype, len(shapes))
     model = _load_model(args.factory)
     if args.eval:

@@ -276,8 +276,8 @@ def test_diff_rejects_an_ambiguous_threshold(
 def test_usage_errors_from_argparse_exit_2_and_help_exits_0(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["profile", "tinynet:make"]) == 2  # --input is required
-    assert "the following arguments are required: --input" in capsys.readouterr().err
+    assert main(["profile", "tinynet:make", "--depth", "x"]) == 2
+    assert "argument --depth: invalid int value: 'x'" in capsys.readouterr().err
     assert main(["--help"]) == 0
     assert "profile" in capsys.readouterr().out
 
@@ -342,3 +342,188 @@ def test_init_refuses_an_existing_entry_unless_forced(
     )
     assert main([*args[:-1], "other", "--counting", "macs"]) == 2
     assert "counts flops as 'fvcore'; --counting macs would mix units" in capsys.readouterr().err
+
+
+# -- the budgets entry: `input:`, groups and counting ---------------------------------
+
+# Hand-made groups for tinynet; every budget 1 so that `init --force` must rewrite each.
+# "2*" matches "2", "2.0" and "2.1": the top-most match is "2".
+GROUPED = """\
+version: 1
+models:
+  tiny:
+    input: [2, 3, 16, 16]
+    groups:
+      stem: {modules: ["0", "1"], flops: 1, flops_share: 10%}
+      late: {modules: ["2*"], flops: 1, activations: 1}
+      head: {modules: ["4"], params: 1}
+    total: {flops: 1, params: 1}
+  no-input:
+    total: {flops: 1}
+"""
+
+
+@pytest.fixture
+def grouped(project: Path) -> Path:
+    (project / "budgets.yaml").write_text(GROUPED, encoding="utf-8")
+    return project
+
+
+def _group_rows(stdout: str) -> dict[str, list[str]]:
+    lines = stdout.splitlines()
+    start = lines.index("") + 2  # the blank line, then the group table's header
+    return {line.split()[0]: line.split() for line in lines[start:]}
+
+
+def test_profile_with_name_takes_the_entry_input_and_groups(grouped: Path) -> None:
+    run = actbudget(grouped, "profile", "tinynet:make", "--name", "tiny")
+    assert run.returncode == 0, run.stderr  # over every budget of 1: profile only shows it
+    lines = run.stdout.splitlines()
+    # The shape comes from the entry's `input: [2, 3, 16, 16]`.
+    assert lines[0] == "Sequential(2x3x16x16 float32)  fvcore  from tinynet:make  entry 'tiny'"
+    groups = _group_rows(run.stdout)
+    assert list(groups) == ["stem", "late", "head", "(other)", "total"]
+    # stem = "0" + "1": 110,592 + 0 flops, 110,592 / 278,528 = 39.7%; late = "2":
+    # 147,456 -> 52.9%; head = "4": 20,480 -> 7.4%; (other) = Flatten "3": 0 flops.
+    assert groups["stem"][:3] == ["stem", "110.6K", "39.7%"]
+    assert groups["late"][:3] == ["late", "147.5K", "52.9%"]
+    assert groups["head"][:3] == ["head", "20.5K", "7.4%"]
+    assert groups["(other)"][:3] == ["(other)", "0", "0.0%"]
+    # The budgets are shown: stem flops 110,592 / budget 1 = 11,059,200%, over.
+    assert groups["stem"][-2:] == ["11059200%", "!"]
+    # The layer table names each layer's group.
+    assert lines[6].split()[0] == "2.0" and lines[6].split()[-1] == "late"
+
+
+def test_profile_with_file_takes_its_counting_and_help_says_so(project: Path) -> None:
+    (project / "macs.yaml").write_text(
+        "version: 1\ncounting:\n  flops: macs\nmodels: {}\n", encoding="utf-8"
+    )
+    run = actbudget(project, "profile", "tinynet:make", "--input", "2,3,16,16", "--file",
+                    "macs.yaml")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[0] == "Sequential(2x3x16x16 float32)  macs  from tinynet:make"
+    # Automatic groups without --name; only conv and linear count, as fvcore does here:
+    # "0" 110,592 of 278,528 = 39.7%.
+    assert _group_rows(run.stdout)["0"][:3] == ["0", "110.6K", "39.7%"]
+    # Without --file / --name no budgets file is read (none would exist here anyway).
+    run = actbudget(project, "profile", "tinynet:make", "--input", "2,3,16,16")
+    assert run.stdout.splitlines()[0].split("  ")[1] == "fvcore"
+    help_text = " ".join(actbudget(project, "profile", "--help").stdout.split())
+    assert (
+        "FLOP convention (default: the budgets file's `counting.flops` when --name or "
+        "--file is given, else fvcore)"
+    ) in help_text
+
+
+def test_profile_with_name_and_another_counting_shows_groups_without_budgets(
+    grouped: Path,
+) -> None:
+    run = actbudget(grouped, "profile", "tinynet:make", "--name", "tiny", "--counting", "macs")
+    assert run.returncode == 0, run.stderr
+    groups = _group_rows(run.stdout)
+    assert groups["stem"] == ["stem", "110.6K", "39.7%", "████", "4.1K", "216", "32.0KiB"]
+    assert "use" not in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["profile", "tinynet:make"],
+            "actbudget profile: error: no input shape: pass --input SHAPE "
+            "(e.g. --input 64,3,28,28), or --name NAME of a budgets entry with `input:`\n",
+        ),
+        (
+            ["profile", "tinynet:make", "--name", "no-input"],
+            "actbudget profile: error: budgets.yaml:10: entry 'no-input' has no `input:`: "
+            "pass --input SHAPE, or add `input: [N, C, H, W]` to the entry\n",
+        ),
+        (
+            ["init", "tinynet:make", "--name", "fresh"],
+            "actbudget init: error: no input shape: pass --input SHAPE "
+            "(e.g. --input 64,3,28,28); entry 'fresh' is not in budgets.yaml yet, so it has "
+            "no `input:` to take\n",
+        ),
+        (
+            ["init", "tinynet:make", "--name", "no-input", "--force"],
+            "actbudget init: error: budgets.yaml:10: entry 'no-input' has no `input:`: "
+            "pass --input SHAPE, or add `input: [N, C, H, W]` to the entry\n",
+        ),
+        (
+            ["profile", "tinynet:make", "--name", "tinny"],
+            "actbudget profile: error: budgets.yaml: no entry 'tinny'; nearest: tiny\n",
+        ),
+    ],
+)
+def test_without_an_input_shape_the_error_says_where_to_give_one(
+    capsys: pytest.CaptureFixture[str],
+    grouped: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    message: str,
+) -> None:
+    monkeypatch.chdir(grouped)
+    monkeypatch.syspath_prepend(str(grouped))
+    assert main(args) == 2
+    assert capsys.readouterr().err == message
+
+
+def test_init_force_rerecords_every_budget_of_a_hand_grouped_entry(grouped: Path) -> None:
+    run = actbudget(grouped, "init", "tinynet:make", "--name", "tiny", "--force",
+                    "--headroom", "0%")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    # Measured on the entry's `input:` with its own groups, rounded up to 3 significant
+    # digits: stem 110,592 flops -> 111K, share 110,592 / 278,528 = 0.39706 -> 39.8%;
+    # late 147,456 -> 148K, activations 2,048 -> 2.05K; head params 10,250 -> 10.3K;
+    # total 278,528 flops -> 279K, 11,634 params -> 11.7K.
+    text = (grouped / "budgets.yaml").read_text(encoding="utf-8")
+    assert text == (
+        "version: 1\n"
+        "models:\n"
+        "  tiny:\n"
+        "    input: [2, 3, 16, 16]\n"
+        "    groups:\n"
+        '      stem: {modules: ["0", "1"], flops: 111K, flops_share: 39.8%}\n'
+        '      late: {modules: ["2*"], flops: 148K, activations: 2.05K}\n'
+        '      head: {modules: ["4"], params: 10.3K}\n'
+        "    total: {flops: 279K, params: 11.7K}\n"
+        "  no-input:\n"
+        "    total: {flops: 1}\n"
+    )
+    assert run.stdout.splitlines()[0] == (
+        "budgets.yaml: updated 'tiny': stem.flops 1 -> 111K, stem.flops_share 10% -> 39.8%, "
+        "late.flops 1 -> 148K, late.activations 1 -> 2.05K, head.params 1 -> 10.3K, "
+        "total.flops 1 -> 279K, total.params 1 -> 11.7K"
+    )
+
+
+def test_init_force_with_patterns_that_do_not_fit_is_a_usage_error(project: Path) -> None:
+    (project / "budgets.yaml").write_text(
+        "version: 1\nmodels:\n  tiny:\n    groups:\n      stem: {modules: ['9'], flops: 1}\n",
+        encoding="utf-8",
+    )
+    run = actbudget(project, "init", "tinynet:make", "--input", "2,3,16,16", "--name", "tiny",
+                    "--force")  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr.startswith("actbudget init: error: ") and "'9'" in run.stderr
+    assert run.stderr.count("\n") == 1
+
+
+def test_diff_follows_an_entry_whose_test_moved(tmp_path: Path) -> None:
+    env = {"python": "3"}
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(render([make_result()], env), encoding="utf-8")
+    moved = make_result(stem_scale=4, nodeid="tests/test_new.py::test_stem")
+    new.write_text(render([moved], env), encoding="utf-8")
+    run = actbudget(tmp_path, "diff", str(old), str(new), "--fail-over", "10%")
+    assert run.returncode == 1, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == (
+        "1 entry: 1 changed, 0 unchanged, 0 added, 0 removed (1 moved to another test)"
+    )
+    assert lines[2] == (
+        "stem-cnn  (tests/test_models.py::test_stem -> tests/test_new.py::test_stem)"
+    )
+    # stem flops 118,816,768 -> 475,267,072: +300.0%, as in the unmoved case above.
+    assert "  stem-cnn stem flops +300.0%" in lines

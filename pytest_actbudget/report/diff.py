@@ -1,7 +1,11 @@
 """What changed between two JSON reports, per entry and group (``actbudget diff``).
 
 Pure: results in, a :class:`ReportDiff` out, text from :func:`render`. Entries match
-by (name, nodeid); groups by name, with the whole model as group ``total``.
+by name, so a moved or renamed test still compares with its entry's old numbers; the
+node id only tells apart the tests of an entry checked by several. Groups match by
+name, with the whole model as group ``total``. A group (or entry) present in one
+report only is listed, never counted as growth: the ``total`` of its entry, which both
+reports have, shows whether the model grew.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pytest_actbudget.report.format import human
-from pytest_actbudget.results import TOTAL_GROUP, BudgetResult, GroupResult
+from pytest_actbudget.results import TOTAL_GROUP, BudgetResult, GroupResult, GroupStats
 
 __all__ = ["DIFF_METRICS", "Change", "EntryDiff", "ReportDiff", "compare", "render"]
 
@@ -48,11 +52,16 @@ class EntryDiff:
     """One entry present in both reports (or only in one: ``added`` / ``removed``)."""
 
     name: str
-    nodeid: str
+    nodeid: str  # the new report's (the old one's for a removed entry)
     status: str  # "changed" | "same" | "added" | "removed"
     changes: tuple[Change, ...] = ()
-    added_groups: tuple[str, ...] = ()
-    removed_groups: tuple[str, ...] = ()
+    added_groups: tuple[GroupStats, ...] = ()  # in the new report only
+    removed_groups: tuple[GroupStats, ...] = ()  # in the old report only
+    old_nodeid: str | None = None  # when the entry's test moved: its old node id
+
+    @property
+    def moved(self) -> bool:
+        return self.old_nodeid is not None and self.old_nodeid != self.nodeid
 
     def grown(self, threshold: float) -> tuple[Change, ...]:
         """Changes that grew by more than ``threshold`` (a fraction: 0.1 = 10%)."""
@@ -72,24 +81,50 @@ class ReportDiff:
     def count(self, status: str) -> int:
         return sum(1 for entry in self.entries if entry.status == status)
 
+    def moved(self) -> int:
+        return sum(1 for entry in self.entries if entry.moved)
+
 
 def compare(old: Sequence[BudgetResult], new: Sequence[BudgetResult]) -> ReportDiff:
-    """Match entries by (name, nodeid) and compare their groups' metrics."""
-    before = {(result.name, result.nodeid): result for result in old}
-    after_keys = {(result.name, result.nodeid) for result in new}
+    """Match entries by name and compare their groups' metrics.
+
+    An entry checked by several tests pairs its results by node id first, then the
+    rest in report order; what is left over is added or removed.
+    """
+    pairs = _pair(old, new)
     entries = []
-    for result in new:
-        previous = before.get((result.name, result.nodeid))
+    for index, result in enumerate(new):
+        previous = pairs.get(index)
         if previous is None:
             entries.append(EntryDiff(result.name, result.nodeid, "added"))
         else:
-            entries.append(_compare_entry(previous, result))
+            entries.append(_compare_entry(old[previous], result))
+    paired = set(pairs.values())
     entries.extend(
         EntryDiff(result.name, result.nodeid, "removed")
-        for result in old
-        if (result.name, result.nodeid) not in after_keys
+        for index, result in enumerate(old)
+        if index not in paired
     )
     return ReportDiff(tuple(entries))
+
+
+def _pair(old: Sequence[BudgetResult], new: Sequence[BudgetResult]) -> dict[int, int]:
+    """Index in ``new`` -> index in ``old`` of the same entry."""
+    unpaired: dict[str, list[int]] = {}
+    for index, result in enumerate(old):
+        unpaired.setdefault(result.name, []).append(index)
+    pairs: dict[int, int] = {}
+    for index, result in enumerate(new):  # the same test first
+        candidates = unpaired.get(result.name, [])
+        same = [i for i in candidates if old[i].nodeid == result.nodeid]
+        if same:
+            pairs[index] = same[0]
+            candidates.remove(same[0])
+    for index, result in enumerate(new):  # then moved or renamed tests, in order
+        candidates = unpaired.get(result.name, [])
+        if index not in pairs and candidates:
+            pairs[index] = candidates.pop(0)
+    return pairs
 
 
 def _compare_entry(old: BudgetResult, new: BudgetResult) -> EntryDiff:
@@ -101,10 +136,11 @@ def _compare_entry(old: BudgetResult, new: BudgetResult) -> EntryDiff:
         for metric in DIFF_METRICS
         if old_group.stats.metric(metric) != new_group.stats.metric(metric)
     ]
-    added = tuple(name for name in new_groups if name not in old_groups)
-    removed = tuple(name for name in old_groups if name not in new_groups)
+    added = tuple(group.stats for name, group in new_groups.items() if name not in old_groups)
+    removed = tuple(group.stats for name, group in old_groups.items() if name not in new_groups)
     status = "changed" if changes or added or removed else "same"
-    return EntryDiff(new.name, new.nodeid, status, tuple(changes), added, removed)
+    old_nodeid = old.nodeid if old.nodeid != new.nodeid else None
+    return EntryDiff(new.name, new.nodeid, status, tuple(changes), added, removed, old_nodeid)
 
 
 def _groups(result: BudgetResult) -> Mapping[str, GroupResult]:
@@ -117,17 +153,19 @@ def _groups(result: BudgetResult) -> Mapping[str, GroupResult]:
 def render(diff: ReportDiff, *, fail_over: float | None = None) -> str:
     """The diff as text; with ``fail_over`` (a fraction), growth past it is marked ``!``
     and listed at the end."""
+    moved = diff.moved()
     lines = [
         f"{len(diff.entries)} {'entry' if len(diff.entries) == 1 else 'entries'}: "
         f"{diff.count('changed')} changed, "
         f"{diff.count('same')} unchanged, {diff.count('added')} added, "
-        f"{diff.count('removed')} removed"
+        f"{diff.count('removed')} removed" + (f" ({moved} moved to another test)" if moved else "")
     ]
     for entry in diff.entries:
-        if entry.status == "same":
+        if entry.status == "same" and not entry.moved:
             continue
         lines.append("")
-        lines.append(f"{entry.name}  ({entry.nodeid})" + _status_note(entry.status))
+        where = f"{entry.old_nodeid} -> {entry.nodeid}" if entry.moved else entry.nodeid
+        lines.append(f"{entry.name}  ({where})" + _status_note(entry))
         if entry.changes:
             lines.append(f"  {'group':<16} {'metric':<12} {'old':>10} {'new':>10} {'change':>9}")
         for change in entry.changes:
@@ -137,10 +175,10 @@ def render(diff: ReportDiff, *, fail_over: float | None = None) -> str:
                 f"{human(change.old, change.metric):>10} {human(change.new, change.metric):>10} "
                 f"{change.text:>9}{mark}"
             )
-        for name in entry.added_groups:
-            lines.append(f"  group '{name}' added")
-        for name in entry.removed_groups:
-            lines.append(f"  group '{name}' removed")
+        for stats in entry.added_groups:
+            lines.append(f"  group '{stats.name}' added: {_group_text(stats)}")
+        for stats in entry.removed_groups:
+            lines.append(f"  group '{stats.name}' removed: {_group_text(stats)}")
     if fail_over is not None:
         grown = diff.grown(fail_over)
         lines.append("")
@@ -152,11 +190,43 @@ def render(diff: ReportDiff, *, fail_over: float | None = None) -> str:
             )
         else:
             lines.append(f"nothing grew by more than {fail_over * 100:g}%")
+        lines.extend(_uncompared(diff))
     return "\n".join(lines) + "\n"
 
 
-def _status_note(status: str) -> str:
-    return {"added": "  added", "removed": "  removed"}.get(status, "")
+def _uncompared(diff: ReportDiff) -> list[str]:
+    """What ``--fail-over`` could not compare: groups and entries of the new report only."""
+    groups = [
+        f"'{stats.name}' of '{entry.name}'"
+        for entry in diff.entries
+        for stats in entry.added_groups
+    ]
+    added = [f"'{entry.name}'" for entry in diff.entries if entry.status == "added"]
+    lines = []
+    if groups:
+        noun = "group" if len(groups) == 1 else "groups"
+        lines.append(
+            f"not compared, only in the new report: {noun} {', '.join(groups)} "
+            "(each entry's total is compared)"
+        )
+    if added:
+        noun = "entry" if len(added) == 1 else "entries"
+        lines.append(f"not compared, only in the new report: {noun} {', '.join(added)}")
+    return lines
+
+
+def _group_text(stats: GroupStats) -> str:
+    return (
+        f"{human(stats.flops, 'flops')} flops ({stats.flops_share * 100:.1f}%), "
+        f"{human(stats.activations, 'activations')} activations, "
+        f"{human(stats.params, 'params')} params"
+    )
+
+
+def _status_note(entry: EntryDiff) -> str:
+    if entry.moved and entry.status == "same":
+        return "  moved, unchanged"
+    return {"added": "  added", "removed": "  removed"}.get(entry.status, "")
 
 
 def _fit(text: str, width: int) -> str:
