@@ -43,9 +43,9 @@ def measure(
     any device including ``meta``. The model comes out unchanged (modes, hooks,
     ``requires_grad``, parameters, buffers, grads, RNG state).
 
-    With a ``cache``, measuring an identical model (same structure, parameter
-    shapes, training flags) with identically shaped inputs returns the cached
-    Profile without tracing.
+    With a ``cache``, measuring an identical model (same structure, attribute
+    values, parameter shapes, training flags) with identically shaped inputs returns
+    the cached Profile without tracing.
 
     Raises :class:`~pytest_actbudget.errors.MeasurementError` when the forward
     raises or the model cannot be traced.

@@ -11,6 +11,7 @@ import torch
 from nets import Scaled, SmallCNN
 from torch import nn
 
+from pytest_actbudget.measure_cache import attribute_key, cache_key
 from pytest_actbudget.measure_model import MeasureCache, measure
 
 
@@ -99,3 +100,131 @@ def test_the_package_measure_stays_the_function() -> None:
 
     assert callable(pytest_actbudget.measure)
     assert pytest_actbudget.measure.__module__ == "pytest_actbudget"
+
+
+class Repeated(nn.Module):
+    """Applies its conv once per item of a list attribute."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        super().__init__()
+        self.sizes = sizes
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in self.sizes:
+            x = self.conv(x)
+        return x
+
+
+class Upsampled(nn.Module):
+    """Upsamples by a scale held in a dict attribute, then a 1x1 conv."""
+
+    def __init__(self, cfg: dict[str, int]) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.conv(nn.functional.interpolate(x, scale_factor=self.cfg["s"]))
+        return out
+
+
+def test_a_list_attribute_is_part_of_the_key() -> None:
+    # x (1, 3, 8, 8); conv 3->3 k3 p1 keeps 8x8: MACs 1*3*8*8*3*3*3 = 5_184 per call,
+    # so sizes [1] -> 1 call = 5_184 and [1, 1, 1, 1] -> 4 calls = 20_736
+    cache, x = MeasureCache(), torch.randn(1, 3, 8, 8)
+    assert measure(Repeated([1]), x, cache=cache).total.flops == 5_184
+    assert measure(Repeated([1, 1, 1, 1]), x, cache=cache).total.flops == 20_736
+    assert (cache.hits, cache.misses) == (0, 2)
+    # an equal list in a new instance still hits
+    assert measure(Repeated([1, 1, 1, 1]), x, cache=cache).total.flops == 20_736
+    assert (cache.hits, cache.misses) == (1, 2)
+
+
+def test_a_dict_attribute_is_part_of_the_key() -> None:
+    # x (1, 3, 8, 8); fvcore counts upsample_nearest2d as 1 per output element and the
+    # 1x1 conv 3->3 as 3*3 = 9 MACs per output pixel:
+    # s=1: 1*3*8*8 = 192 + 1*8*8*9 = 576 -> 768
+    # s=4: output 32x32: 1*3*32*32 = 3_072 + 32*32*9 = 9_216 -> 12_288
+    cache, x = MeasureCache(), torch.randn(1, 3, 8, 8)
+    assert measure(Upsampled({"s": 1}), x, cache=cache).total.flops == 768
+    assert measure(Upsampled({"s": 4}), x, cache=cache).total.flops == 12_288
+    assert (cache.hits, cache.misses) == (0, 2)
+
+
+def _double(x: Any) -> Any:
+    return 2 * x
+
+
+def _triple(x: Any) -> Any:
+    return 3 * x
+
+
+def _closure(factor: int) -> Callable[[Any], Any]:
+    return lambda x: factor * x
+
+
+class Config:
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ([1], [1, 1]),
+        ([[1, 2], [3]], [[1, 2], [4]]),  # nested
+        ({"s": 1}, {"s": 4}),
+        ({"a": [1]}, {"a": [1, 1]}),
+        ({1, 2}, {1, 3}),
+        ((1, [2]), (1, [3])),
+        ([1], (1,)),  # another container type
+        (1, True),  # equal in Python, another type
+        (1, 1.0),
+        (torch.tensor(2.0), torch.tensor(4.0)),  # small tensors by value
+        (torch.zeros(32), torch.zeros(33)),  # large ones by shape
+        (torch.zeros(2), torch.zeros(2, dtype=torch.int64)),
+        (_double, _triple),
+        (_closure(2), _closure(3)),
+        (Config(1), Config(2)),  # an object's attributes
+        ([nn.Linear(2, 3)], [nn.Linear(2, 4)]),  # a module outside the tree
+    ],
+)
+def test_attribute_keys_differ_when_values_differ(one: Any, other: Any) -> None:
+    assert attribute_key(one) != attribute_key(other)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ([1, {"a": (2, 3)}], [1, {"a": (2, 3)}]),
+        ({3, 1, 2}, {1, 2, 3}),  # set order does not matter
+        (torch.tensor(2.0), torch.tensor(2.0)),
+        (torch.zeros(32), torch.ones(32)),  # values of large tensors change no count
+        (nn.Parameter(torch.zeros(2)), nn.Parameter(torch.ones(2))),  # weights: shape
+        (_closure(2), _closure(2)),
+        (Config(1), Config(1)),
+        (object(), object()),  # the address in a default repr is not part of the key
+    ],
+)
+def test_equal_attribute_values_give_equal_keys(one: Any, other: Any) -> None:
+    assert attribute_key(one) == attribute_key(other)
+    hash(attribute_key(one))
+
+
+def test_a_reference_cycle_gives_a_key() -> None:
+    cycle: list[Any] = [1]
+    cycle.append(cycle)
+    hash(attribute_key(cycle))
+    assert attribute_key(cycle) != attribute_key([1, [2]])
+
+
+def test_private_attributes_are_part_of_the_key() -> None:
+    # a forward may read self._depth as well as self.depth; nn.Module's own private
+    # attributes (_parameters, hook dicts...) are keyed elsewhere or not at all
+    one, other, x = Repeated([1]), Repeated([1]), torch.randn(1, 3, 8, 8)
+    one._depth = 1  # type: ignore[assignment]
+    other._depth = 2  # type: ignore[assignment]
+    assert cache_key(one, (x,), {}, "fvcore") != cache_key(other, (x,), {}, "fvcore")
+    other._depth = 1  # type: ignore[assignment]
+    assert cache_key(one, (x,), {}, "fvcore") == cache_key(other, (x,), {}, "fvcore")
