@@ -7,8 +7,9 @@ fvcore ``JitModelAnalysis`` (one trace) yields FLOPs and activations together:
   conv and matmul-like op, in both conventions);
 - ``act/<op>``: activations, the number of output elements of conv and
   matmul-like ops (fvcore's ``ActivationCountAnalysis``), attention included;
-- ``unknown/<op>``: an op whose handle could not read its shapes; it is reported
-  as uncounted rather than silently counted as 0.
+- ``unknown/<op>``: an op whose handle could not read its shapes (or a float
+  add/sub/mul, see ``_integer_only``); it is reported as uncounted rather than
+  silently counted as 0.
 
 Imported by ``measure`` only while measuring: it imports fvcore (and so torch).
 """
@@ -59,6 +60,27 @@ def _counted(op: str, name: str, count: Callable[[Values, Values], int], act: bo
 def _zero(inputs: Values, outputs: Values) -> Counter[str]:
     """An op that is known and costs 0 in this convention (not "uncounted")."""
     return Counter()
+
+
+def _integer_only(op: str) -> Handle:
+    """``op`` (add/sub/mul) costs 0 on integer outputs, which are bookkeeping such as
+    BatchNorm's ``num_batches_tracked += 1``; on floating point it stays uncounted
+    (a residual ``x += y`` is real work that neither convention counts)."""
+
+    def handle(inputs: Values, outputs: Values) -> Counter[str]:
+        dtype = outputs[0].type().dtype() if outputs else None
+        if dtype is not None and not dtype.is_floating_point and not dtype.is_complex:
+            return Counter()
+        return Counter({f"unknown/{op}": 1})
+
+    return handle
+
+
+_INTEGER_BOOKKEEPING: dict[str, Handle] = {
+    op: _integer_only(op)
+    for name in ("add", "sub", "mul")
+    for op in (f"aten::{name}", f"aten::{name}_")
+}
 
 
 # --- multiply-add counts of conv and matmul-like ops (identical in both conventions) ---
@@ -190,7 +212,7 @@ _FVCORE_OTHERS: dict[str, Handle] = {
 
 #: The handle table of each counting convention.
 HANDLES: dict[str, dict[str, Handle]] = {
-    "fvcore": {**_FVCORE_OTHERS, **_MATMUL_LIKE},
+    "fvcore": {**_INTEGER_BOOKKEEPING, **_FVCORE_OTHERS, **_MATMUL_LIKE},
     # macs: the ops fvcore would count besides conv/matmul are known and cost 0 here.
-    "macs": {**dict.fromkeys(_FVCORE_OTHERS, _zero), **_MATMUL_LIKE},
+    "macs": {**_INTEGER_BOOKKEEPING, **dict.fromkeys(_FVCORE_OTHERS, _zero), **_MATMUL_LIKE},
 }

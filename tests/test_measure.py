@@ -271,3 +271,57 @@ def test_fastai_resnet18_rows() -> None:
     # ResNet-18 without fc 11_176_512 + fastai head 532_480
     assert profile.total.params == 11_708_992
     assert profile.total.output_shape == (64, 10)
+
+
+class Bookkeeping(nn.Module):
+    """A conv, a training-mode BatchNorm (``num_batches_tracked += 1``) and integer
+    arithmetic on a long buffer, in place and out of place."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+        self.bn = nn.BatchNorm2d(2)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.steps += 1
+        self.steps -= 1
+        self.steps *= 3
+        self.steps.copy_((self.steps + 1) * 2 - 1)
+        out: torch.Tensor = self.bn(self.conv(x))
+        return out
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+@pytest.mark.parametrize(("counting", "flops"), [("fvcore", 224), ("macs", 64)])
+def test_integer_bookkeeping_costs_nothing_and_is_not_uncounted(
+    counting: str, flops: int, device: str
+) -> None:
+    # x (1, 2, 4, 4); conv 2->2 k1: MACs 1*2*4*4*2 = 64; fvcore adds the training-mode
+    # batch norm, 5 per input element: 5*32 = 160 -> 224. The integer add_/sub_/mul_/
+    # add/mul/sub (BatchNorm's num_batches_tracked among them) cost 0 in both
+    # conventions and are not listed as uncounted.
+    model = Bookkeeping().train().to(device)
+    profile = measure(model, torch.randn(1, 2, 4, 4, device=device), counting=counting)
+    assert profile.total.flops == flops
+    assert profile.uncounted_ops == {}
+
+
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y: torch.Tensor = self.conv(x)
+        y += x
+        return y * 2 - x
+
+
+@pytest.mark.parametrize(("counting", "flops"), [("fvcore", 64), ("macs", 64)])
+def test_float_add_sub_mul_stay_uncounted(counting: str, flops: int) -> None:
+    # x (1, 2, 4, 4); conv 2->2 k1: MACs 1*2*4*4*2 = 64 in both conventions; the float
+    # residual add_, the mul and the sub are real work that neither counts: 1 each
+    profile = measure(Residual(), torch.randn(1, 2, 4, 4), counting=counting)
+    assert profile.total.flops == flops
+    assert profile.uncounted_ops == {"aten::add_": 1, "aten::mul": 1, "aten::sub": 1}
