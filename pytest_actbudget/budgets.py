@@ -27,13 +27,12 @@ from .budgets_yaml import (
     scalar,
     unknown_key,
 )
-from .results import ABSOLUTE_METRICS, METRICS, OTHER_GROUP, SHARE_METRICS, TOTAL_GROUP
+from .results import ABSOLUTE_METRICS, COUNTINGS, METRICS, OTHER_GROUP, SHARE_METRICS, TOTAL_GROUP
 from .units import parse_percent, parse_quantity
 
 if TYPE_CHECKING:
     import yaml
 
-COUNTINGS: tuple[str, ...] = ("fvcore", "macs")
 DEFAULT_HEADROOM = 0.10
 VERSION = 1
 

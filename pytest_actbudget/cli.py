@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from pytest_actbudget.budgets import (
-    COUNTINGS,
     DEFAULT_HEADROOM,
     BudgetsFile,
     ModelBudget,
@@ -33,6 +32,7 @@ from pytest_actbudget.report.format import inputs_text, uncounted_text
 from pytest_actbudget.report.style import Palette
 from pytest_actbudget.results import (
     ABSOLUTE_METRICS,
+    COUNTINGS,
     BudgetResult,
     GroupResult,
     Profile,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_actbudget.errors import MeasurementError
 from pytest_actbudget.measure_cache import MeasureCache, cache_key
-from pytest_actbudget.results import Profile
+from pytest_actbudget.results import COUNTINGS, Profile
 
 if TYPE_CHECKING:
     from torch import nn
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 __all__ = ["COUNTINGS", "MeasureCache", "MeasurementError", "measure"]
 
 #: The counting conventions ``measure`` understands (``counting.flops`` in budgets files).
-COUNTINGS: tuple[str, ...] = ("fvcore", "macs")
 
 
 def measure(

@@ -17,6 +17,7 @@ import torch
 from fvcore.nn.jit_analysis import JitModelAnalysis
 from torch import nn
 
+from pytest_actbudget.grouping import ancestors
 from pytest_actbudget.measure_handles import HANDLES
 from pytest_actbudget.measure_hooks import ModelState, Recorder
 from pytest_actbudget.measure_inputs import iter_tensors, replace_tensors, tensor_spec
@@ -144,7 +145,7 @@ def _profile(
     act_bytes: Counter[str] = Counter()
     saved_bytes: Counter[str] = Counter()
     for path, record in recorder.records.items():
-        for ancestor in _ancestors(path):
+        for ancestor in _path_and_ancestors(path):
             act_bytes[ancestor] += record.out_bytes
             saved_bytes[ancestor] += record.saved_bytes
     for key, count in counts.get(_INNER, Counter()).items():
@@ -191,7 +192,7 @@ def _parameter_counts(model: nn.Module) -> tuple[Counter[str], Counter[str]]:
     params: Counter[str] = Counter()
     trainable: Counter[str] = Counter()
     for name, parameter in model.named_parameters(remove_duplicate=False):
-        for ancestor in _ancestors(name.rpartition(".")[0]):
+        for ancestor in _path_and_ancestors(name.rpartition(".")[0]):
             if id(parameter) in seen.setdefault(ancestor, set()):
                 continue
             seen[ancestor].add(id(parameter))
@@ -201,13 +202,9 @@ def _parameter_counts(model: nn.Module) -> tuple[Counter[str], Counter[str]]:
     return params, trainable
 
 
-def _ancestors(path: str) -> Iterator[str]:
-    """``"a.b"`` -> ``""``, ``"a"``, ``"a.b"``."""
-    yield ""
-    if path:
-        parts = path.split(".")
-        for end in range(1, len(parts) + 1):
-            yield ".".join(parts[:end])
+def _path_and_ancestors(path: str) -> tuple[str, ...]:
+    """``"a.b"`` -> ``"a.b"``, ``"a"``, ``""``: every module a number of ``path`` counts in."""
+    return (path, *ancestors(path)) if path else ("",)
 
 
 def _total(ops: Counter[str], prefix: str) -> int:

@@ -20,6 +20,8 @@ METRICS: tuple[str, ...] = ABSOLUTE_METRICS + SHARE_METRICS
 SHARE_OF: Mapping[str, str] = {"flops_share": "flops", "act_share": "activations"}
 
 Outcome = Literal["passed", "over_budget", "no_budget", "error"]
+#: FLOP counting conventions (``counting.flops`` in the budgets file).
+COUNTINGS: tuple[str, ...] = ("fvcore", "macs")
 OTHER_GROUP = "(other)"
 TOTAL_GROUP = "total"
 

@@ -7,7 +7,6 @@ with quotes), in text and in attributes alike.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 
 from pytest_actbudget.report.format import (
@@ -23,6 +22,7 @@ from pytest_actbudget.report.format import (
     uncounted_text,
     use_text,
 )
+from pytest_actbudget.report.html_charts import escape as _e
 from pytest_actbudget.report.html_charts import group_chart, layer_chart
 from pytest_actbudget.results import BudgetResult, GroupResult
 
@@ -54,11 +54,6 @@ svg .budget.share { stroke-dasharray: 4 2; }
 svg .track { fill: #f6f8fa; }
 details { margin: .5em 0 1em; } code { font-size: .95em; }
 """
-
-
-def _e(text: object) -> str:
-    """Escape for HTML text and attribute values alike."""
-    return html.escape(str(text), quote=True)
 
 
 def render(results: Sequence[BudgetResult]) -> str:

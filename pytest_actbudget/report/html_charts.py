@@ -21,8 +21,12 @@ _COLUMN = 170  # px per metric column of the layer chart
 _LAYER_ROW = 16  # px per layer row
 
 
-def _e(text: object) -> str:
+def escape(text: object) -> str:
+    """Escape for HTML text and attribute values alike."""
     return html.escape(str(text), quote=True)
+
+
+_e = escape
 
 
 @dataclass(frozen=True)
