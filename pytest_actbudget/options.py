@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .report import FORMATS
+from .report import format_for
 
 DEFAULT_FILE = "budgets.yaml"
 
@@ -105,12 +105,10 @@ def read_options(config: pytest.Config) -> Options:
     else:
         reports = tuple(Path(path) for path in config.getini("actbudget_report"))
     for path in reports:
-        if path.suffix.lower() not in FORMATS:
-            valid = ", ".join(sorted(FORMATS))
-            raise pytest.UsageError(
-                f"--actbudget-report {path}: unknown report format '{path.suffix}'; "
-                f"use a file name ending in {valid}"
-            )
+        try:
+            format_for(path)
+        except ValueError as e:
+            raise pytest.UsageError(f"--actbudget-report / actbudget_report: {e}") from None
 
     strict = config.getoption("actbudget_strict")
     if strict is None:

@@ -278,7 +278,12 @@ def test_bad_headroom_and_report_extension_are_usage_errors(project: pytest.Pyte
     bad.stderr.fnmatch_lines(["*--actbudget-headroom / actbudget_headroom:*"])
     ext = run(project, "--actbudget-report", "out.txt")
     assert ext.ret == pytest.ExitCode.USAGE_ERROR
-    ext.stderr.fnmatch_lines(["*unknown report format '.txt'*.html, .json, .md*"])
+    ext.stderr.fnmatch_lines(
+        [
+            "*--actbudget-report / actbudget_report: report '*out.txt': unknown report format "
+            "('.txt'); the extension picks the format, one of .html, .json, .md"
+        ]
+    )
 
 
 def test_marker_and_fixture_in_one_test(project: pytest.Pytester) -> None:
