@@ -74,6 +74,13 @@ class BudgetsFile:
     headroom: float | None = None  # `defaults.headroom`, None when not set
     models: Mapping[str, ModelBudget] = field(default_factory=dict)
 
+    def headroom_for(self, given: float | None) -> float:
+        """The headroom an update uses: the one given (option, ini, CLI flag), else the
+        file's ``defaults.headroom``, else 10%."""
+        if given is not None:
+            return given
+        return self.headroom if self.headroom is not None else DEFAULT_HEADROOM
+
 
 def load_budgets(path: str | Path, *, must_exist: bool = False) -> BudgetsFile:
     """Load and validate a budgets file; raise BudgetFileError with file:line and key path.

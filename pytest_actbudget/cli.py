@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from pytest_actbudget.budgets import (
-    DEFAULT_HEADROOM,
     BudgetsFile,
     ModelBudget,
     load_budgets,
@@ -237,9 +236,8 @@ def _init(args: argparse.Namespace) -> int:
             f"{args.file}: counts flops as '{budgets.counting}'; --counting {args.counting} "
             "would mix units in one file (leave --counting out, or use another --file)"
         )
-    headroom = _percent(args.headroom, "--headroom") if args.headroom is not None else None
-    if headroom is None:
-        headroom = budgets.headroom if budgets.headroom is not None else DEFAULT_HEADROOM
+    given = _percent(args.headroom, "--headroom") if args.headroom is not None else None
+    headroom = budgets.headroom_for(given)
     profile = _measure(args, counting, entry=existing)
     # An existing entry is re-recorded group by group, so measure with its own groups:
     # automatic groups ("0", "1", ...) would match none of its names but `total`.

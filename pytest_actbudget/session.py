@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .budgets import DEFAULT_HEADROOM, BudgetsFile, ModelBudget, load_budgets
+from .budgets import BudgetsFile, ModelBudget, load_budgets
 from .budgets_write import MeasuredEntry, UpdateSummary, update_budgets
 from .checks import evaluate, unbudgeted, uncounted_offenders
 from .errors import (
@@ -348,9 +348,7 @@ class BudgetSession:
             )
         for path, entries in sorted(by_file.items()):
             budgets = self.budgets(path)
-            headroom = self.options.headroom
-            if headroom is None:
-                headroom = budgets.headroom if budgets.headroom is not None else DEFAULT_HEADROOM
+            headroom = budgets.headroom_for(self.options.headroom)
             ordered = [entries[name] for name in sorted(entries)]
             self.update_summaries.append(
                 update_budgets(path, ordered, headroom, counting=budgets.counting)
