@@ -65,6 +65,7 @@ class BudgetSession:
         self.update_summaries: list[UpdateSummary] = []
         self.strict_problems: list[str] = []
         self.write_errors: list[str] = []
+        self.reports_written: list[Path] = []
         self.full_run = True
         self.referenced: set[tuple[str, str]] = set()  # (file, entry) named by collected tests
         self._files: dict[str, BudgetsFile] = {}
@@ -314,6 +315,8 @@ class BudgetSession:
                 write_report(path, self.results, env)
             except OSError as e:
                 errors.append(f"{path}: cannot write the report: {e.strerror or e}")
+            else:
+                self.reports_written.append(path)
         return errors
 
     def summary(self, *, color: bool) -> list[tuple[str, bool]]:
@@ -329,12 +332,7 @@ class BudgetSession:
 
             text = terminal.render(results, verbose=self.options.verbose > 0, color=color)
             lines.insert(0, (text, False))
-        failed = {error.partition(": ")[0] for error in self.write_errors}
-        lines += [
-            (f"act budget report written to {path}", False)
-            for path in self.options.reports
-            if str(path) not in failed
-        ]
+        lines += [(f"act budget report written to {path}", False) for path in self.reports_written]
         return lines
 
     def write_updates(self) -> None:
