@@ -55,7 +55,7 @@ def compare_models(repeat: int) -> None:
     from torch.utils.flop_counter import FlopCounterMode
     from zoo import resnet50, vit_b_16  # type: ignore[import-not-found]  # tests/zoo.py
 
-    from pytest_actbudget.measure_model import MeasureCache, measure
+    from pytest_actbudget.measure.model import MeasureCache, measure
 
     def quiet(analysis: FlopCountAnalysis) -> FlopCountAnalysis:
         return (
@@ -110,7 +110,7 @@ import resource, sys, time
 sys.path.insert(0, {tests!r})
 import torch
 from nets import decoder_7b
-from pytest_actbudget.measure_model import measure
+from pytest_actbudget.measure.model import measure
 start = time.perf_counter()
 with torch.device("meta"):
     model = decoder_7b()

@@ -10,6 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ActBudgetError, BudgetExceeded, BudgetFileError, MeasurementError
 
+# The measure package is imported here, before anything can import one of its modules:
+# importing a submodule binds the package as attribute `measure` of this package, and
+# this import binds the function over it, once and for all.
+from .measure import measure
+
 if TYPE_CHECKING:
     from .results import BudgetResult, Profile
 
@@ -25,17 +30,6 @@ __all__ = [
     "__version__",
     "measure",
 ]
-
-
-def measure(model: Any, *inputs: Any, counting: str = "fvcore", **forward_kwargs: Any) -> Profile:
-    """Measure ``model(*inputs, **forward_kwargs)`` in one fvcore trace.
-
-    Returns a :class:`Profile` with per-module FLOPs, activations, params, output shapes
-    and bytes; ``counting`` is ``"fvcore"`` (default) or ``"macs"``.
-    """
-    from .measure_model import measure as measure_model
-
-    return measure_model(model, *inputs, counting=counting, **forward_kwargs)
 
 
 def __getattr__(name: str) -> Any:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from .budgets import ModelBudget
+from .budgets.schema import ModelBudget
+from .budgets.units import human
 from .grouping import auto_groups, group_profile, is_within
 from .report.format import compared, over_text
 from .results import (
@@ -21,7 +22,6 @@ from .results import (
     Violation,
     total_stats,
 )
-from .units import human
 
 # Shares are floats: a share equal to its budget up to rounding noise is not over it.
 _SHARE_TOLERANCE = 1e-9

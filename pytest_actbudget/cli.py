@@ -16,12 +16,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_actbudget.budgets import (
+from pytest_actbudget.budgets.schema import (
     BudgetsFile,
     ModelBudget,
     load_budgets,
 )
-from pytest_actbudget.budgets_write import MeasuredEntry, update_budgets
+from pytest_actbudget.budgets.units import format_percent, parse_percent
+from pytest_actbudget.budgets.write import MeasuredEntry, update_budgets
 from pytest_actbudget.checks import evaluate
 from pytest_actbudget.errors import ActBudgetError
 from pytest_actbudget.grouping import GroupPatterns, auto_groups, group_profile
@@ -37,7 +38,6 @@ from pytest_actbudget.results import (
     Profile,
     total_stats,
 )
-from pytest_actbudget.units import format_percent, parse_percent
 
 __all__ = ["UsageError", "main"]
 
@@ -289,7 +289,7 @@ def _measure(
     args: argparse.Namespace, counting: str, *, entry: ModelBudget | None = None
 ) -> Profile:
     """Measure the factory's model on ``--input``, else on ``entry``'s ``input:``."""
-    from pytest_actbudget.measure_model import measure
+    from pytest_actbudget.measure.model import measure
 
     if args.input:
         shapes = [_shape(text) for text in args.input]

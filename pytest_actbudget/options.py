@@ -90,7 +90,7 @@ def read_options(config: pytest.Config) -> Options:
     headroom_text = config.getoption("actbudget_headroom") or config.getini("actbudget_headroom")
     headroom = None
     if headroom_text:
-        from .units import parse_percent
+        from .budgets.units import parse_percent
 
         try:
             headroom = parse_percent(headroom_text)

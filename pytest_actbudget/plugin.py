@@ -76,7 +76,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     marker = item.get_closest_marker(MARKER)
     if marker is None:
         return (yield)
-    from .measure_capture import FirstCallRecorder
+    from .measure.capture import FirstCallRecorder
 
     with FirstCallRecorder() as recorder:
         yield

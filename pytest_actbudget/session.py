@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .budgets import BudgetsFile, ModelBudget, load_budgets
-from .budgets_write import MeasuredEntry, UpdateSummary, update_budgets
+from .budgets.schema import BudgetsFile, ModelBudget, load_budgets
+from .budgets.write import MeasuredEntry, UpdateSummary, update_budgets
 from .checks import evaluate, unbudgeted, uncounted_offenders
 from .errors import (
     ActBudgetError,
@@ -121,8 +121,8 @@ class BudgetSession:
     def measure(
         self, model: Any, args: Sequence[Any], kwargs: dict[str, Any], counting: str
     ) -> Profile:
-        from .measure_capture import paused
-        from .measure_model import MeasureCache, measure
+        from .measure.capture import paused
+        from .measure.model import MeasureCache, measure
 
         if self._cache is None:
             self._cache = MeasureCache()

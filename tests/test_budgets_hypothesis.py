@@ -17,11 +17,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_actbudget.budgets import BudgetsFile, load_budgets, parse_budgets
-from pytest_actbudget.budgets_write import MeasuredEntry, update_budgets
+from pytest_actbudget.budgets.schema import BudgetsFile, load_budgets, parse_budgets
+from pytest_actbudget.budgets.units import budget_value, format_quantity, parse_quantity
+from pytest_actbudget.budgets.write import MeasuredEntry, update_budgets
 from pytest_actbudget.errors import BudgetFileError
 from pytest_actbudget.results import ABSOLUTE_METRICS, METRICS, SHARE_METRICS
-from pytest_actbudget.units import budget_value, format_quantity, parse_quantity
 
 FIXED = settings(
     max_examples=200,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_actbudget.budgets import BudgetsFile, GroupBudget, load_budgets, parse_budgets
+from pytest_actbudget.budgets.schema import BudgetsFile, GroupBudget, load_budgets, parse_budgets
 from pytest_actbudget.errors import BudgetFileError
 
 DESIGN_EXAMPLE = """\

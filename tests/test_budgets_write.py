@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from pytest_actbudget.atomic import write_atomic
-from pytest_actbudget.budgets import load_budgets
-from pytest_actbudget.budgets_write import (
+from pytest_actbudget.budgets.schema import load_budgets
+from pytest_actbudget.budgets.write import (
     BudgetChange,
     MeasuredEntry,
     UpdateSummary,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from profiles import toy_profile
 
-from pytest_actbudget.budgets import GroupBudget, ModelBudget
+from pytest_actbudget.budgets.schema import GroupBudget, ModelBudget
 from pytest_actbudget.checks import evaluate, uncounted_offenders, violations_of
 from pytest_actbudget.grouping import group_profile
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from test_report_samples import make_result
 
-from pytest_actbudget.budgets import load_budgets
+from pytest_actbudget.budgets.schema import load_budgets
 from pytest_actbudget.cli import main
 from pytest_actbudget.report.json import render
 

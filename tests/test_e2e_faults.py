@@ -20,7 +20,7 @@ import re
 import pytest
 import yaml  # noqa: F401
 
-from pytest_actbudget.budgets import load_budgets
+from pytest_actbudget.budgets.schema import load_budgets
 
 # `import yaml` above: pytester drops the modules a test imported when it ends, and
 # PyYAML's libyaml binding, imported a second time into one process, composes nodes

@@ -28,7 +28,7 @@ import pytest
 import yaml  # noqa: F401
 from test_plugin import NETS
 
-from pytest_actbudget.budgets import load_budgets
+from pytest_actbudget.budgets.schema import load_budgets
 
 # `import yaml` above: pytester drops the modules a test imported when it ends, and
 # PyYAML's libyaml binding, imported a second time into one process, composes nodes

@@ -17,7 +17,7 @@ from nets import (
 )
 from torch import nn
 
-from pytest_actbudget.measure_model import measure
+from pytest_actbudget.measure.model import measure
 from pytest_actbudget.results import TensorSpec
 
 
@@ -159,7 +159,7 @@ def test_einsum(equation: str, shapes: list[tuple[int, ...]], macs: int) -> None
 
 
 def test_einsum_of_three_operands_contracts_left_to_right() -> None:
-    from pytest_actbudget.measure_handles import einsum_macs
+    from pytest_actbudget.measure.handles import einsum_macs
 
     # ij,jk -> ik: 2*3*4 = 24; ik,kl -> il: 2*4*5 = 40
     assert einsum_macs("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]) == 64

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.multiprocessing.reductions import StorageWeakRef
 
-from pytest_actbudget.measure_model import measure
+from pytest_actbudget.measure.model import measure
 
 
 class Probe(nn.Module):

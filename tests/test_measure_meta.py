@@ -12,7 +12,7 @@ import torch
 from nets import SdpaBlock, SmallCNN, tiny_decoder
 from torch import nn
 
-from pytest_actbudget.measure_model import measure
+from pytest_actbudget.measure.model import measure
 from pytest_actbudget.results import Profile
 
 
@@ -69,7 +69,7 @@ _SEVEN_B = """
 import json, resource, sys, time
 import torch
 from nets import decoder_7b
-from pytest_actbudget.measure_model import measure
+from pytest_actbudget.measure.model import measure
 from pytest_actbudget.results import Profile
 with torch.device("meta"):
     model = decoder_7b()

@@ -13,7 +13,7 @@ from nets import ReturnsInt, SmallCNN, WrongShapes
 from torch import nn
 
 from pytest_actbudget.errors import MeasurementError
-from pytest_actbudget.measure_model import MeasureCache, measure
+from pytest_actbudget.measure.model import MeasureCache, measure
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks")
 

@@ -24,9 +24,9 @@ import zoo
 from test_report_json import validate
 from torch import Tensor, nn
 
-from pytest_actbudget.budgets import GroupBudget, ModelBudget
+from pytest_actbudget.budgets.schema import GroupBudget, ModelBudget
 from pytest_actbudget.checks import evaluate
-from pytest_actbudget.measure_model import measure
+from pytest_actbudget.measure.model import measure
 from pytest_actbudget.report import html, markdown, terminal
 from pytest_actbudget.report.json import SCHEMA_PATH, render
 from pytest_actbudget.results import BudgetResult

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_actbudget.units import (
+from pytest_actbudget.budgets.units import (
     budget_value,
     format_percent,
     format_quantity,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
+from pytest_actbudget.budgets.units import human
 from pytest_actbudget.results import (
     SHARE_METRICS,
     BudgetResult,
@@ -17,7 +18,6 @@ from pytest_actbudget.results import (
     TensorSpec,
     Violation,
 )
-from pytest_actbudget.units import human
 
 __all__ = [
     "GROUP_COLUMNS",

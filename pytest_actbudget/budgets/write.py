@@ -16,11 +16,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from .atomic import write_atomic
-from .budgets import RESERVED_GROUPS, BudgetsFile, parse_budgets, parse_tree
-from .budgets_yaml import gc_paused, read_text, yaml_key, yaml_quoted
-from .errors import BudgetFileError
-from .results import TOTAL_GROUP
+from ..atomic import write_atomic
+from ..errors import BudgetFileError
+from ..results import TOTAL_GROUP
+from .safe_yaml import gc_paused, read_text, yaml_key, yaml_quoted
+from .schema import RESERVED_GROUPS, BudgetsFile, parse_budgets, parse_tree
 from .units import budget_value, format_percent, format_quantity
 
 if TYPE_CHECKING:

@@ -18,10 +18,10 @@ from fvcore.nn.jit_analysis import JitModelAnalysis
 from torch import nn
 
 from pytest_actbudget.grouping import ancestors
-from pytest_actbudget.measure_handles import HANDLES
-from pytest_actbudget.measure_hooks import ModelState, Recorder
-from pytest_actbudget.measure_inputs import iter_tensors, replace_tensors, tensor_spec
-from pytest_actbudget.measure_meta import cpu_like_meta, int_shapes
+from pytest_actbudget.measure.handles import HANDLES
+from pytest_actbudget.measure.hooks import ModelState, Recorder
+from pytest_actbudget.measure.inputs import iter_tensors, replace_tensors, tensor_spec
+from pytest_actbudget.measure.meta import cpu_like_meta, int_shapes
 from pytest_actbudget.results import LayerStats, Profile
 
 #: Name of the user's model inside the wrapper that binds its inputs.

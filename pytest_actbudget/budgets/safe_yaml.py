@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .errors import BudgetFileError
+from ..errors import BudgetFileError
 
 if TYPE_CHECKING:
     import yaml

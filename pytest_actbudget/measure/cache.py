@@ -60,7 +60,7 @@ def cache_key(
     model: nn.Module, inputs: tuple[Any, ...], kwargs: Mapping[str, Any], counting: str
 ) -> Hashable:
     """The cache key of one measurement (see the module docstring)."""
-    from pytest_actbudget.measure_inputs import describe
+    from pytest_actbudget.measure.inputs import describe
 
     model_type = type(model)
     modules = tuple(

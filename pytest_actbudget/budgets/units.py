@@ -14,7 +14,7 @@ import re
 from decimal import ROUND_CEILING, Context, Decimal
 from typing import Final
 
-from .results import ABSOLUTE_METRICS, SHARE_METRICS
+from ..results import ABSOLUTE_METRICS, SHARE_METRICS
 
 #: Absolute metrics measured in bytes; they take binary units too.
 BYTES_METRICS: Final = ("act_bytes", "saved_bytes")

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.multiprocessing.reductions import StorageWeakRef
 
-from pytest_actbudget.measure_inputs import (
+from pytest_actbudget.measure.inputs import (
     first_tensor,
     iter_tensors,
     tensor_bytes,

@@ -3,7 +3,7 @@
 Every key is checked against the schema of DESIGN.md: unknown keys (with a
 did-you-mean), wrong types, bad units and negative numbers are a
 :class:`BudgetFileError` whose message starts ``FILE:LINE:`` and names the key path.
-How the text becomes a safe node tree is :mod:`pytest_actbudget.budgets_yaml`.
+How the text becomes a safe node tree is :mod:`pytest_actbudget.budgets.safe_yaml`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .budgets_yaml import (
+from ..results import ABSOLUTE_METRICS, COUNTINGS, METRICS, OTHER_GROUP, SHARE_METRICS, TOTAL_GROUP
+from .safe_yaml import (
     INT,
     NULL,
     STR,
@@ -27,7 +28,6 @@ from .budgets_yaml import (
     scalar,
     unknown_key,
 )
-from .results import ABSOLUTE_METRICS, COUNTINGS, METRICS, OTHER_GROUP, SHARE_METRICS, TOTAL_GROUP
 from .units import parse_percent, parse_quantity
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from pytest_actbudget.errors import MeasurementError
-from pytest_actbudget.measure_cache import MeasureCache, cache_key
+from pytest_actbudget.measure.cache import MeasureCache, cache_key
 from pytest_actbudget.results import COUNTINGS, Profile
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def _measure(model: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any], counti
         # fvcore.nn scripts its losses at import: torch.jit.script's DeprecationWarning
         # says nothing to our users.
         warnings.simplefilter("ignore", DeprecationWarning)
-        from pytest_actbudget.measure_trace import ForwardFailed, NoTensorOutput, trace_profile
+        from pytest_actbudget.measure.trace import ForwardFailed, NoTensorOutput, trace_profile
 
     try:
         return trace_profile(model, inputs, kwargs, counting)

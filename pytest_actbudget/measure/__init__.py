@@ -1,0 +1,34 @@
+"""Measurement: model + example inputs -> Profile. The only package that imports torch
+and fvcore, and only once something is measured: importing it costs nothing.
+
+Modules, by idea: ``model`` (the entry point and its errors), ``trace`` (one fvcore JIT
+trace -> Profile), ``handles`` (operator FLOP handles per counting convention),
+``hooks`` (forward and saved-tensor hooks, the model-state snapshot), ``inputs``
+(nested inputs and outputs), ``meta`` (tracing tweaks for meta tensors), ``cache``
+(the per-session Profile cache) and ``capture`` (the marker's first-call recorder).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from pytest_actbudget.results import Profile
+
+__all__ = ["measure"]
+
+
+def measure(
+    model: nn.Module, *inputs: Any, counting: str = "fvcore", **forward_kwargs: Any
+) -> Profile:
+    """Measure ``model(*inputs, **forward_kwargs)`` in one fvcore trace.
+
+    Returns a :class:`~pytest_actbudget.results.Profile` with per-module FLOPs,
+    activations, params, output shapes and bytes; ``counting`` is ``"fvcore"``
+    (default) or ``"macs"``. See :func:`pytest_actbudget.measure.model.measure`.
+    """
+    from pytest_actbudget.measure.model import measure as measure_model
+
+    return measure_model(model, *inputs, counting=counting, **forward_kwargs)
