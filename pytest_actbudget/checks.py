@@ -121,13 +121,13 @@ def violation_message(result: BudgetResult) -> str:
         if v.group in seen:
             continue
         seen.add(v.group)
-        line = _top_modules_line(result, v)
+        line = top_modules_line(result, v)
         if line:
             lines.append("  " + line)
     return "\n".join(lines)
 
 
-def _top_modules_line(result: BudgetResult, violation: Violation) -> str:
+def top_modules_line(result: BudgetResult, violation: Violation) -> str:
     """The leaf modules of the offending group that weigh most in the exceeded metric."""
     profile = result.profile
     if profile is None:

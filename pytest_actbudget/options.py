@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .report import format_for
+from .report import ReportTarget, target
 
 DEFAULT_FILE = "budgets.yaml"
 
@@ -20,9 +20,10 @@ class Options:
     budgets_file_given: bool  # named with --actbudget-file or the ini: it must exist
     update: bool
     headroom: float | None  # None: take the file's `defaults.headroom`, else 10%
-    reports: tuple[Path, ...]
+    reports: tuple[ReportTarget, ...]
     strict: bool
     verbose: int
+    depth: int | None = None  # of the -v per-layer table; None: every module
     # Where pytest was started: file names in messages and reports are relative to it,
     # whatever directory a test moves to.
     start_dir: Path = Path()
@@ -55,8 +56,8 @@ def add_options(parser: pytest.Parser) -> None:
         action="append",
         default=None,
         metavar="PATH",
-        help="write a budget report; format by extension: .json, .md, .html; "
-        "repeatable [ini: actbudget_report]",
+        help="write a budget report; format by extension (.json, .md, .html) or by "
+        "prefix (md:PATH, json:PATH, html:PATH); repeatable [ini: actbudget_report]",
     )
     group.addoption(
         "--actbudget-strict",
@@ -65,10 +66,22 @@ def add_options(parser: pytest.Parser) -> None:
         help="also fail on unused entries, groups matching nothing and uncounted "
         "operators [ini: actbudget_strict]",
     )
+    group.addoption(
+        "--actbudget-depth",
+        default=None,
+        metavar="N",
+        help="show the -v per-layer table down to depth N (root = 0; default: all) "
+        "[ini: actbudget_depth]",
+    )
     parser.addini("actbudget_file", "budgets file, relative to the rootdir", default=None)
     parser.addini("actbudget_headroom", "headroom for --actbudget-update, e.g. 10%", default=None)
-    parser.addini("actbudget_report", "budget reports to write (.json, .md, .html)", type="paths")
+    parser.addini(
+        "actbudget_report",
+        "budget reports to write (.json, .md, .html, or md:PATH ...), one a line",
+        type="linelist",
+    )
     parser.addini("actbudget_strict", "strict budget checks", type="bool", default=False)
+    parser.addini("actbudget_depth", "depth limit of the -v per-layer table", default=None)
 
 
 def read_options(config: pytest.Config) -> Options:
@@ -100,15 +113,20 @@ def read_options(config: pytest.Config) -> Options:
             ) from e
 
     cli_reports = config.getoption("actbudget_report")
-    if cli_reports:
-        reports = tuple(invocation / path for path in cli_reports)
-    else:
-        reports = tuple(Path(path) for path in config.getini("actbudget_report"))
-    for path in reports:
-        try:
-            format_for(path)
-        except ValueError as e:
-            raise pytest.UsageError(f"--actbudget-report / actbudget_report: {e}") from None
+    # Ini paths are relative to the ini file's folder, as pytest's own "paths" are.
+    ini_base = config.inipath.parent if config.inipath is not None else root
+    specs, base = (
+        (cli_reports, invocation)
+        if cli_reports
+        else (
+            config.getini("actbudget_report"),
+            ini_base,
+        )
+    )
+    try:
+        reports = tuple(target(spec, base) for spec in specs)
+    except ValueError as e:
+        raise pytest.UsageError(f"--actbudget-report / actbudget_report: {e}") from None
 
     strict = config.getoption("actbudget_strict")
     if strict is None:
@@ -121,5 +139,22 @@ def read_options(config: pytest.Config) -> Options:
         reports=reports,
         strict=bool(strict),
         verbose=int(config.getoption("verbose") or 0),
+        depth=_depth(config),
         start_dir=invocation,
     )
+
+
+def _depth(config: pytest.Config) -> int | None:
+    """``--actbudget-depth`` / ``actbudget_depth``: an integer from 0 (root only)."""
+    text = config.getoption("actbudget_depth")
+    if text is None:
+        text = config.getini("actbudget_depth")
+    if text is None or str(text).strip() == "":
+        return None
+    text = str(text).strip()
+    if not text.isdigit():
+        raise pytest.UsageError(
+            f"--actbudget-depth / actbudget_depth: '{text}' is not a depth; use a whole "
+            "number from 0 (the root only), e.g. --actbudget-depth 2"
+        )
+    return int(text)

@@ -27,6 +27,7 @@ from .errors import (
 )
 from .grouping import auto_groups, group_profile
 from .options import Options
+from .report import ReportTarget
 from .results import ABSOLUTE_METRICS, METRICS, BudgetResult, GroupResult, Profile, total_stats
 
 # Exit codes the end of a run may ask for (pytest.ExitCode values).
@@ -65,7 +66,7 @@ class BudgetSession:
         self.update_summaries: list[UpdateSummary] = []
         self.strict_problems: list[str] = []
         self.write_errors: list[str] = []
-        self.reports_written: list[Path] = []
+        self.reports_written: list[ReportTarget] = []
         self.full_run = True
         self.referenced: set[tuple[str, str]] = set()  # (file, entry) named by collected tests
         self._files: dict[str, BudgetsFile] = {}
@@ -310,13 +311,13 @@ class BudgetSession:
 
         env = environment()
         errors = []
-        for path in self.options.reports:
+        for report in self.options.reports:
             try:
-                write_report(path, self.results, env)
+                write_report(report, self.results, env)
             except OSError as e:
-                errors.append(f"{path}: cannot write the report: {e.strerror or e}")
+                errors.append(f"{report}: cannot write the report: {e.strerror or e}")
             else:
-                self.reports_written.append(path)
+                self.reports_written.append(report)
         return errors
 
     def summary(self, *, color: bool) -> list[tuple[str, bool]]:
@@ -330,9 +331,14 @@ class BudgetSession:
         if results:
             from .report import terminal
 
-            text = terminal.render(results, verbose=self.options.verbose > 0, color=color)
+            text = terminal.render(
+                results, verbose=self.options.verbose > 0, color=color, depth=self.options.depth
+            )
             lines.insert(0, (text, False))
-        lines += [(f"act budget report written to {path}", False) for path in self.reports_written]
+        lines += [
+            (f"act budget report {'appended' if r.appends else 'written'} to {r}", False)
+            for r in self.reports_written
+        ]
         return lines
 
     def write_updates(self) -> None:

@@ -82,14 +82,15 @@ def test_profile_prints_layers_and_group_shares(project: Path) -> None:
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0] == "Sequential(2x3x16x16 float32)  fvcore  from tinynet:make"
-    rows = {line.split()[0]: line.split() for line in lines[2:10]}
-    assert rows["0"] == ["0", "Conv2d", "2", "x", "8", "x", "16", "x", "16", "216", "True",
+    rows = {line.split()[0]: line.split() for line in lines[3:11]}
+    assert rows["0"] == ["0", "Conv2d", "2", "x", "8", "x", "16", "x", "16", "216", "216",
                          "110.6K", "4.1K", "0"]  # fmt: skip
     assert rows["2.0"][:2] == ["2.0", "Conv2d"]
-    assert rows["2.0"][-5:] == ["1,168", "True", "147.5K", "2.0K", "2"]
-    assert rows["(root)"][-4:] == ["11,634", "True", "278.5K", "6.2K"]
-    assert lines[10] == ""
-    groups = {line.split()[0]: line.split() for line in lines[12:]}
+    assert rows["2.0"][-5:] == ["1,168", "1,168", "147.5K", "2.0K", "2"]
+    assert rows["(root)"][-4:] == ["11,634", "11,634", "278.5K", "6.2K"]
+    assert lines[11] == "  total params 11,634  trainable 11,634  non-trainable 0"
+    assert lines[13] == ""
+    groups = {line.split()[0]: line.split() for line in lines[15:]}
     # Automatic groups: one per child of the root. Shares: 110,592 / 278,528 = 39.7%,
     # 147,456 / 278,528 = 52.9%, 20,480 / 278,528 = 7.4%.
     assert groups["0"][:3] == ["0", "110.6K", "39.7%"]
@@ -127,7 +128,9 @@ def test_profile_depth_limits_the_layer_table(
     monkeypatch.syspath_prepend(str(project))
     assert main(["profile", "tinynet:make", "--input", "2,3,16,16", "--depth", "1"]) == 0
     out = capsys.readouterr().out
-    modules = [line.split()[0] for line in out.splitlines()[2:8]]
+    lines = out.splitlines()
+    assert lines[1].endswith("; 2 modules below depth 1 not shown")  # 2.0 and 2.1
+    modules = [line.split()[0] for line in lines[3:9]]
     assert modules == ["(root)", "0", "1", "2", "3", "4"]  # no 2.0 / 2.1 at depth 2
 
 
@@ -392,7 +395,7 @@ def test_profile_with_name_takes_the_entry_input_and_groups(grouped: Path) -> No
     # The budgets are shown: stem flops 110,592 / budget 1 = 11,059,200%, over.
     assert groups["stem"][-2:] == ["11059200%", "!"]
     # The layer table names each layer's group.
-    assert lines[6].split()[0] == "2.0" and lines[6].split()[-1] == "late"
+    assert lines[7].split()[0] == "2.0" and lines[7].split()[-1] == "late"
 
 
 def test_profile_with_file_takes_its_counting_and_help_says_so(project: Path) -> None:

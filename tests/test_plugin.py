@@ -281,7 +281,8 @@ def test_bad_headroom_and_report_extension_are_usage_errors(project: pytest.Pyte
     ext.stderr.fnmatch_lines(
         [
             "*--actbudget-report / actbudget_report: report '*out.txt': unknown report format "
-            "('.txt'); the extension picks the format, one of .html, .json, .md"
+            "('.txt'); the extension picks the format, one of .htm, .html, .json, .md, or a "
+            "prefix names it: md:PATH, json:PATH, html:PATH"
         ]
     )
 

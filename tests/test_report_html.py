@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from html.parser import HTMLParser
 
 import pytest
@@ -93,17 +94,28 @@ def test_violations_come_first_and_link_to_their_entry() -> None:
     assert entries == ["entry-0", "entry-1", "entry-2", "entry-3"]
 
 
+def texts_outside_tooltips(doc: Collect) -> list[str]:
+    """Text a reader sees without hovering: everything but ``<title>`` elements."""
+    return [e.text for e in doc.elements if e.tag != "title" and e.text.strip()]
+
+
 def test_group_charts_draw_bars_and_budget_lines() -> None:
     doc = parse(render([make_result("stem-ok", stem_budget=200e6)]))
     flops_chart = [e for e in doc.elements if e.within("group-chart") and e.within("flops")]
     bars = [e for e in flops_chart if e.tag == "rect"]
     assert [b.attrs["data-group"] for b in bars] == ["stem", "head", "(other)"]
-    # Scale = max(largest group 118,816,768, stem budget 200M) = 200M over 250 px from
-    # x = 150: stem bar 250 x 118,816,768 / 200M = 148.5 px, its budget line at 150 + 250.
-    assert bars[0].attrs["width"] == "148.5"
+    # Labels: the longest group name "(other)" has 7 characters, below the minimum of 8:
+    # 8 x 7 px + 12 = 68 px. Scale = max(largest group 118,816,768, stem budget 200M) =
+    # 200M over 260 px: stem bar 260 x 118,816,768 / 200M = 154.5 px, its budget line
+    # at 68 + 260 = 328.
+    assert bars[0].attrs["width"] == "154.5"
     lines = [e for e in flops_chart if e.tag == "line"]
-    assert [(e.attrs["data-group"], e.attrs["x1"]) for e in lines] == [("stem", "400.0")]
+    assert [(e.attrs["data-group"], e.attrs["x1"]) for e in lines] == [("stem", "328.0")]
     assert "over" not in bars[0].classes
+    # The measured value and the budget are page text, each named: neither can pass
+    # for the other.
+    values = [e.text for e in flops_chart if e.tag == "text" and "value" in e.classes]
+    assert values[0] == "118.8M · budget 200.0M"
     # head's only budget is on params: no line in the flops or activations chart.
     act_chart = [e for e in doc.elements if e.within("group-chart") and e.within("activations")]
     assert not [e for e in act_chart if e.tag == "line"]
@@ -114,26 +126,127 @@ def test_a_group_over_budget_is_drawn_red_with_its_line_inside_the_bar() -> None
     flops_chart = [e for e in doc.elements if e.within("group-chart") and e.within("flops")]
     stem_bar = next(e for e in flops_chart if e.tag == "rect")
     assert stem_bar.classes == ["bar", "over"]
-    assert stem_bar.attrs["width"] == "250.0"  # the largest value sets the scale
+    assert stem_bar.attrs["width"] == "260.0"  # the largest value sets the scale
     (line,) = [e for e in flops_chart if e.tag == "line"]
-    # 150 + 250 x 100M / 118,816,768 = 150 + 210.41 px
-    assert line.attrs["x1"] == "360.4"
+    # 68 + 260 x 100M / 118,816,768 = 68 + 218.82 px
+    assert line.attrs["x1"] == "286.8"
+    values = [e.text for e in flops_chart if e.tag == "text" and "value" in e.classes]
+    # 118,816,768 / 100M - 1 = +18.8%
+    assert values[0] == "118.8M · budget 100.0M: +18.8% over"
     titles = [e.text for e in flops_chart if e.tag == "title"]
     assert "stem: budget 100.0M" in titles
 
 
-def test_layer_chart_has_leaf_modules_in_forward_order_with_three_bars() -> None:
+def test_a_share_budget_is_written_out_and_drawn_apart_from_the_absolute_one() -> None:
+    result = make_result("shared", stem_budget=120e6)
+    stem = result.groups[0]
+    # A flops_share budget of 99.96%: 0.9996 x total 118,857,728 = 118,810,184.8 flops,
+    # 0.13 px from the 120M line, where one line would hide the other.
+    budgets = {**stem.budgets, "flops_share": 0.9996}
+    shared = dataclasses.replace(result, groups=(dataclasses.replace(stem, budgets=budgets),))
+    doc = parse(render([shared]))
+    flops_chart = [e for e in doc.elements if e.within("group-chart") and e.within("flops")]
+    lines = [e for e in flops_chart if e.tag == "line"]
+    assert [e.classes for e in lines] == [["budget"], ["budget", "share"]]
+    # The share line is taller than the bar's row of the absolute line: y 2..24 vs 4..22.
+    assert [(e.attrs["y1"], e.attrs["y2"]) for e in lines] == [("4", "22"), ("2", "24")]
+    values = [e.text for e in flops_chart if e.tag == "text" and "value" in e.classes]
+    assert values[0] == "118.8M · budget 120.0M · share budget 100.0% = 118.8M"
+
+
+def test_budget_use_chart_makes_an_over_budget_group_visible_at_any_scale() -> None:
+    # stem 4x bigger (stride 1): 475,267,072 flops against 100M = 475%; head 650 / 1000
+    # params = 65%; total 10,186 / 12,000 params = 85%; (other) has no budget.
+    doc = parse(render([make_result("stem-over", stem_budget=100e6, stem_scale=4)]))
+    rows = [e for e in doc.find("g", "use-row")]
+    assert [(r.attrs["data-group"], "over" in r.classes) for r in rows] == [
+        ("stem", True),
+        ("head", False),
+        ("(other)", False),
+        ("total", False),
+    ]
+    values = [e.text for e in doc.find("text", "value") if e.within("use-chart")]
+    # 475,267,072 / 100M - 1 = +375.3%
+    assert values == [
+        "475% of the flops budget: +375.3% over",
+        "65% of the params budget",
+        "no budget",
+        "85% of the params budget",
+    ]
+    bars = [e for e in doc.find("rect", "bar") if e.within("use-chart")]
+    # Scale: the largest use, 4.7527; the stem's bar is the longest (260 px) and red.
+    assert bars[0].attrs["width"] == "260.0" and "over" in bars[0].classes
+
+
+def test_groups_table_writes_budgets_and_overshoot_as_page_text() -> None:
+    doc = parse(render([make_result("stem-over", stem_budget=100e6)]))
+    rows = [e for e in doc.find("tr") if e.within("groups")]
+    assert [r.attrs.get("data-group") for r in rows] == [None, "stem", "head", "(other)", "total"]
+    assert [r.attrs["data-group"] for r in doc.find("tr", "over")] == ["stem"]
+    (cell,) = [e for e in doc.find("td", "over") if "data-metric" in e.attrs]
+    assert cell.attrs["data-metric"] == "flops" and cell.text == "118.8M"
+    shown = texts_outside_tooltips(doc)
+    # 118,816,768 / 100M - 1 = +18.8%
+    assert "budget 100.0M" in shown and "+18.8% over" in shown
+    # head's params budget 1000 and the total's 12,000 params are written too.
+    assert "budget 1.0K" in shown and "budget 12.0K" in shown
+
+
+def test_layer_chart_bands_and_colours_layers_by_group() -> None:
     doc = parse(render([make_result()]))
-    rects = [e for e in doc.elements if e.tag == "rect" and e.within("layer-chart")]
-    order = list(dict.fromkeys(r.attrs["data-layer"] for r in rects))
-    assert order == ["0", "1", "2", "3", "4"]  # the root is a container: not a bar
+    rows = doc.find("g", "layer-row")
+    # pool "2" and flatten "3" have no flops, activations or params: folded, not drawn.
+    assert [(r.attrs["data-layer"], r.attrs["data-group"]) for r in rows] == [
+        ("0", "stem"),
+        ("1", "stem"),
+        ("4", "head"),
+    ]
+    bands = [e.attrs["data-group"] for e in doc.find("g", "band")]
+    assert bands == ["stem", "head"]
+    names = [e.text for e in doc.find("text", "band-name")]
+    assert names == ["group stem", "group head"]
+    legend = [e.attrs["data-group"] for e in doc.find("li") if e.within("legend-keys")]
+    assert legend == ["stem", "head", "(other)"]
+    # One colour per group, the same in the legend, the band and the bars.
+    colour = {e.parents[-1].attrs["data-group"]: e.classes[1] for e in doc.find("rect", "band")}
+    assert colour == {"stem": "g0", "head": "g1"}
+    fc_bars = [e for e in doc.find("rect", "bar") if e.attrs.get("data-layer") == "4"]
+    assert {e.classes[2] for e in fc_bars} == {"g1"}
+    swatches = [e.classes[1] for e in doc.find("span", "swatch")]
+    assert swatches == ["g0", "g1", "gother"]
+
+
+def test_layer_chart_bars_are_scaled_per_column() -> None:
+    doc = parse(render([make_result()]))
+    rects = [e for e in doc.find("rect", "bar") if e.within("layer-chart")]
     conv = {r.classes[1]: r.attrs["width"] for r in rects if r.attrs["data-layer"] == "0"}
-    # The conv is the largest layer in flops and activations (full 110 px bars); its
+    # The conv is the largest layer in flops and activations (full 130 px bars); its
     # 9,408 params against the largest, its own: full too.
-    assert conv == {"flops": "110.0", "activations": "110.0", "params": "110.0"}
+    assert conv == {"flops": "130.0", "activations": "130.0", "params": "130.0"}
     fc = {r.classes[1]: r.attrs["width"] for r in rects if r.attrs["data-layer"] == "4"}
-    # fc: 650 / 9,408 params x 110 px = 7.6 px; 40,960 / 118,013,952 flops x 110 = 0.0 px.
-    assert fc == {"flops": "0.0", "activations": "0.1", "params": "7.6"}
+    # fc: 650 / 9,408 params x 130 px = 8.98 px; 40,960 / 118,013,952 flops x 130 =
+    # 0.05 px; 640 / 802,816 activations x 130 = 0.10 px.
+    assert fc == {"flops": "0.0", "activations": "0.1", "params": "9.0"}
+
+
+def test_layers_with_nothing_measured_are_folded_with_their_count() -> None:
+    doc = parse(render([make_result()]))
+    (folded,) = doc.find("details", "zero-layers")
+    summary = next(e for e in doc.find("summary") if folded in e.parents)
+    assert summary.text.startswith("2 layers with nothing measured")
+    assert "open" not in folded.attrs
+    listed = [e.attrs["data-layer"] for e in doc.find("code") if folded in e.parents]
+    assert listed == ["2", "3"]
+
+
+def test_full_module_paths_are_shown_whole() -> None:
+    long = "features.stage3.block12.depthwise_separable.pointwise_conv"
+    doc = parse(render([make_result(names=(long, "stem.bn", "pool", "flat", "fc"))]))
+    labels = [e.text for e in doc.find("text", "path")]
+    assert f"{long}  Conv2d" in labels
+    # The label column fits it: 58 + 2 + 6 characters x 7 px + 12 = 474 px.
+    first_bar = next(e for e in doc.find("rect", "bar") if e.within("layer-chart"))
+    assert first_bar.attrs["x"] == "474"
 
 
 def test_every_user_string_is_escaped() -> None:

@@ -173,9 +173,14 @@ def test_groups_follow_the_entry_and_other_renderers_accept_the_real_result(
             assert layer["group"] == "early"
     text = terminal.render([result], verbose=True)
     conv1 = next(line.split() for line in text.splitlines() if line.strip().startswith("0.0 "))
-    assert conv1 == ["0.0", "Conv2d", "64", "x", "64", "x", "14", "x", "14", "9,408", "True",
+    assert conv1 == ["0.0", "Conv2d", "64", "x", "64", "x", "14", "x", "14", "9,408", "9,408",
                      "118.0M", "802.8K", "stem"]  # fmt: skip
     assert "### resnet18-mnist" in markdown.render([result])
-    assert html.render([result]).count('class="bar flops"') == sum(
-        1 for layer in entry["layers"] if layer["leaf"] and layer["calls"]
-    )
+    # Every called leaf module with something measured has its bar; the rest (ReLU,
+    # pooling) are folded with their count.
+    called = [layer for layer in entry["layers"] if layer["leaf"] and layer["calls"]]
+    drawn = [layer for layer in called if layer["flops"] or layer["activations"] or layer["params"]]
+    page = html.render([result])
+    assert page.count('class="bar flops ') == len(drawn)
+    folded = len(called) - len(drawn)
+    assert f"{folded} layers with nothing measured" in page

@@ -67,37 +67,58 @@ def test_verbose_adds_the_learn_summary_style_layer_table() -> None:
     assert "output shape" not in render([result])
     lines = render([result], verbose=True).splitlines()
     start = lines.index(next(line for line in lines if "output shape" in line))
+    assert lines[start - 1] == (
+        "  a container's numbers include its descendants; the leaf rows add up to the total"
+    )
     # Root first, then modules in forward order, paths indented by depth (all depth 1 here).
     # conv: 3*64*7*7 = 9,408 params, 118,013,952 flops -> 118.0M, 802,816 activations.
+    # Trainable is a count on every row. Footer: params 9,408 + 128 + 650 = 10,186, all
+    # trainable; flops 118,857,728; activations 803,456; act_bytes 6,457,856 B = 6.2MiB.
     assert lines[start:] == [
         "  module  type               output shape       params  trainable   flops"
         "  activations  group",
-        "  (root)  Sequential         64 x 10            10,186       True  118.9M       803.5K",
-        "  0       Conv2d             64 x 64 x 14 x 14   9,408       True  118.0M       802.8K"
+        "  (root)  Sequential         64 x 10            10,186     10,186  118.9M       803.5K",
+        "  0       Conv2d             64 x 64 x 14 x 14   9,408      9,408  118.0M       802.8K"
         "  stem",
-        "  1       BatchNorm2d        64 x 64 x 14 x 14     128       True  802.8K            0"
+        "  1       BatchNorm2d        64 x 64 x 14 x 14     128        128  802.8K            0"
         "  stem",
-        "  2       AdaptiveAvgPool2d  64 x 64 x 1 x 1         0          -       0            0"
+        "  2       AdaptiveAvgPool2d  64 x 64 x 1 x 1         0          0       0            0"
         "  (other)",
-        "  3       Flatten            64 x 64                 0          -       0            0"
+        "  3       Flatten            64 x 64                 0          0       0            0"
         "  (other)",
-        "  4       Linear             64 x 10               650       True   41.0K          640"
+        "  4       Linear             64 x 10               650        650   41.0K          640"
         "  head",
+        "  total params 10,186  trainable 10,186  non-trainable 0",
+        "  total flops 118.9M  activations 803.5K  act_bytes 6.2MiB",
     ]
 
 
-def test_layer_table_indents_by_depth_and_marks_frozen_and_uncalled_modules() -> None:
+def test_layer_table_indents_by_depth_and_counts_frozen_params() -> None:
     result = make_result(names=("stem.conv", "stem.bn", "head.pool", "head.flat", "head.fc"))
     profile = result.profile
     assert profile is not None
     layers = list(profile.layers)
+    layers[0] = dataclasses.replace(layers[0], trainable=10_186 - 9_408)
     layers[1] = dataclasses.replace(layers[1], trainable=0)  # a frozen conv
     layers[5] = dataclasses.replace(layers[5], calls=0)  # a head that never ran
     result = dataclasses.replace(result, profile=dataclasses.replace(profile, layers=tuple(layers)))
-    rows = {line.split()[0]: line for line in render([result], verbose=True).splitlines()[-6:]}
-    assert rows["stem.conv"].startswith("    stem.conv  Conv2d")
-    assert " False " in rows["stem.conv"]
-    assert "(not called)" in rows["head.fc"]
+    lines = render([result], verbose=True).splitlines()
+    rows = {line.split()[0]: line.split() for line in lines[-8:-2]}
+    assert lines[-7].startswith("    stem.conv  Conv2d")
+    assert rows["stem.conv"][-5:-3] == ["9,408", "0"]
+    assert rows["(root)"][-4:-2] == ["10,186", "778"]
+    assert "(not called)" in lines[-3]
+    # 10,186 params, 778 trainable, 9,408 frozen.
+    assert lines[-2] == "  total params 10,186  trainable 778  non-trainable 9,408"
+
+
+def test_depth_limits_the_layer_table_and_says_what_it_hides() -> None:
+    result = make_result(names=("stem.conv", "stem.bn", "head.pool", "head.flat", "head.fc"))
+    # Depth 0 keeps the root only; the five depth-2 modules are counted in the note.
+    lines = render([result], verbose=True, depth=0).splitlines()
+    start = lines.index(next(line for line in lines if "output shape" in line))
+    assert lines[start - 1].endswith("; 5 modules below depth 0 not shown")
+    assert [line.split()[0] for line in lines[start + 1 :]] == ["(root)", "total", "total"]
 
 
 def test_colour_is_off_by_default_and_changes_nothing_but_escape_codes() -> None:

@@ -22,18 +22,29 @@ from pytest_actbudget.report.format import (
     uncounted_text,
     use_text,
 )
+from pytest_actbudget.report.html_charts import (
+    COLOURS,
+    OTHER_COLOUR,
+    group_chart,
+    group_colours,
+    use_chart,
+)
 from pytest_actbudget.report.html_charts import escape as _e
-from pytest_actbudget.report.html_charts import group_chart, layer_chart
+from pytest_actbudget.report.html_layers import layer_chart
 from pytest_actbudget.results import BudgetResult, GroupResult
 
 __all__ = ["render"]
 
-_CSS = """
+_CSS = (
+    """
 body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em;
-       color: #1f2328; background: #fff; max-width: 1100px; }
+       color: #1f2328; background: #fff; max-width: 1200px; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
+.headline { font-size: 1.1em; font-weight: 600; }
+.headline.bad { color: #cf222e; }
 table { border-collapse: collapse; margin: .5em 0 1em; }
-th, td { padding: 2px 10px; border-bottom: 1px solid #d0d7de; text-align: left; }
+th, td { padding: 2px 10px; border-bottom: 1px solid #d0d7de; text-align: left;
+         vertical-align: top; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .outcome { padding: 1px 6px; border-radius: 4px; font-size: .8em; color: #fff; }
 .outcome.passed { background: #1a7f37; }
@@ -41,19 +52,35 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 .outcome.no_budget { background: #9a6700; }
 .meta, .nodeid { color: #59636e; }
 .message { white-space: pre-wrap; color: #9a6700; font-family: ui-monospace, monospace; }
-tr.over td { color: #cf222e; font-weight: 600; }
-.charts { display: flex; flex-wrap: wrap; gap: 24px; }
+.message.over_budget { color: #cf222e; }
+tr.over td:first-child, td.over { color: #cf222e; font-weight: 600; }
+.budget-value { display: block; color: #59636e; font-size: .85em; }
+.overshoot { display: block; color: #cf222e; font-size: .85em; font-weight: 600; }
+.charts { display: flex; flex-wrap: wrap; gap: 8px 32px; }
 figure { margin: 0 0 1em; } figcaption { font-weight: 600; margin-bottom: 4px; }
-svg text { font: 11px system-ui, sans-serif; fill: #1f2328; }
-svg .bar { fill: #0969da; } svg .bar.over { fill: #cf222e; }
-svg .bar.flops { fill: #0969da; } svg .bar.activations { fill: #bf8700; }
-svg .bar.params { fill: #8250df; }
+svg text { font: 11px ui-monospace, "SFMono-Regular", Menlo, monospace; fill: #1f2328; }
+svg text.over { fill: #cf222e; font-weight: 700; }
+svg text.band-name { font-weight: 700; }
+svg .bar.over { fill: #cf222e; }
 svg .budget { stroke: #1f2328; stroke-width: 3; }
+svg .budget.share { stroke: #8250df; stroke-width: 2; stroke-dasharray: 3 2; }
+svg .budget.full { stroke-width: 1.5; stroke-dasharray: 4 3; }
+svg rect.band { fill-opacity: .14; }
 .legend { font-weight: normal; color: #59636e; font-size: .85em; }
-svg .budget.share { stroke-dasharray: 4 2; }
-svg .track { fill: #f6f8fa; }
+ul.legend-keys { list-style: none; padding: 0; margin: 4px 0; display: flex;
+                 flex-wrap: wrap; gap: 4px 16px; font-size: .9em; }
+.swatch { display: inline-block; width: 12px; height: 12px; margin-right: 4px;
+          vertical-align: -1px; border-radius: 2px; }
 details { margin: .5em 0 1em; } code { font-size: .95em; }
+.zero-layers p { color: #59636e; max-width: 1100px; }
 """
+    + "".join(
+        f".g{index} {{ fill: {colour}; background: {colour}; }}\n"
+        for index, colour in enumerate(COLOURS)
+    )
+    + f".gother {{ fill: {OTHER_COLOUR}; background: {OTHER_COLOUR}; }}\n"
+    + ".gnone, .gtotal { fill: #57606a; background: #57606a; }\n"
+)
 
 
 def render(results: Sequence[BudgetResult]) -> str:
@@ -66,7 +93,7 @@ def render(results: Sequence[BudgetResult]) -> str:
         "<title>act budget report</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>act budget summary</h1>",
-        f'<p class="headline">{_e(headline(results))}</p>',
+        _headline(results),
         _violations(entries),
         _index(entries),
         *(_entry(index, result) for index, result in enumerate(entries)),
@@ -126,10 +153,15 @@ def _groups(result: BudgetResult) -> tuple[GroupResult, ...]:
     return (*result.groups, *((result.total,) if result.total else ()))
 
 
+def _headline(results: Sequence[BudgetResult]) -> str:
+    bad = any(not result.passed for result in results)
+    return f'<p class="headline{" bad" if bad else ""}">{_e(headline(results))}</p>'
+
+
 def _entry(index: int, result: BudgetResult) -> str:
     word = OUTCOME_WORDS.get(result.outcome, result.outcome)
     parts = [
-        f'<section class="entry" id="entry-{index}">',
+        f'<section class="entry {_e(result.outcome)}" id="entry-{index}">',
         f'<h2>{_e(result.name)} <span class="outcome {_e(result.outcome)}">{_e(word)}</span></h2>',
     ]
     meta = []
@@ -144,47 +176,83 @@ def _entry(index: int, result: BudgetResult) -> str:
     if result.nodeid:
         parts.append(f'<p class="nodeid"><code>{_e(result.nodeid)}</code></p>')
     if result.message and result.outcome != "passed":
-        parts.append(f'<p class="message">{_e(result.message)}</p>')
+        parts.append(f'<p class="message {_e(result.outcome)}">{_e(result.message)}</p>')
     if result.profile is not None:
+        colours = group_colours(result)
+        parts.append(use_chart(result, colours))
+        parts.append(_groups_table(result))
         if result.groups:
             parts.append('<div class="charts">')
-            parts.append(group_chart(result, "flops", "flops_share", "FLOPs per group"))
-            parts.append(group_chart(result, "activations", "act_share", "Activations per group"))
+            parts.append(group_chart(result, colours, "flops", "flops_share", "FLOPs per group"))
+            parts.append(
+                group_chart(result, colours, "activations", "act_share", "Activations per group")
+            )
             parts.append("</div>")
-        parts.append(_groups_table(result))
-        parts.append(layer_chart(result))
+        parts.append(layer_chart(result, colours))
         parts.append(_layers_table(result))
         if result.profile.uncounted_ops:
             ops = uncounted_text(result.profile.uncounted_ops)
             parts.append(f'<p class="uncounted">Uncounted operators: {_e(ops)}</p>')
     parts.append("</section>")
-    return "\n".join(parts)
+    return "\n".join(part for part in parts if part)
+
+
+# The metrics of the groups table; a budget on a share shows in the column of its share.
+_TABLE_METRICS: tuple[tuple[str, str], ...] = (
+    ("flops", "flops"),
+    ("flops_share", "flops share"),
+    ("activations", "activations"),
+    ("act_share", "act share"),
+    ("params", "params"),
+    ("act_bytes", "act_bytes"),
+)
 
 
 def _groups_table(result: BudgetResult) -> str:
-    heads = ("group", "flops", "share", "activations", "params", "act_bytes", "budget use")
+    """Measured values, each with its budget written under it and the overshoot in red;
+    budgets on metrics without a column are listed in the last one."""
+    columns = [metric for metric, _ in _TABLE_METRICS]
+    heads = "".join(f"<th class=num>{_e(head)}</th>" for _, head in _TABLE_METRICS)
     rows = []
     for group in _groups(result):
-        stats = group.stats
         use = group_use(group)
         over = bool(group.violations) or (use is not None and use > 1.0)
-        cells = (
-            human(stats.flops, "flops"),
-            human(stats.flops_share, "flops_share"),
-            human(stats.activations, "activations"),
-            human(stats.params, "params"),
-            human(stats.act_bytes, "act_bytes"),
-            use_text(use),
+        cells = "".join(_metric_cell(group, metric) for metric in columns)
+        others = ", ".join(
+            f"{metric} ≤ {human(value, metric)}"
+            for metric, value in group.budgets.items()
+            if metric not in columns
         )
         rows.append(
-            f'<tr class="{"over" if over else "ok"}"><td>{_e(group.name)}</td>'
-            + "".join(f'<td class="num">{_e(cell)}</td>' for cell in cells)
-            + "</tr>"
+            f'<tr class="{"over" if over else "ok"}" data-group="{_e(group.name)}">'
+            f"<td>{_e(group.name)}</td>{cells}"
+            f'<td class="num{" over" if over else ""}">{_e(use_text(use))}</td>'
+            f"<td>{_e(others)}</td></tr>"
         )
-    head = "".join(
-        f"<th{' class=num' if index else ''}>{head}</th>" for index, head in enumerate(heads)
+    return (
+        '<table class="groups"><tr><th>group</th>'
+        f"{heads}<th class=num>budget use</th><th>other budgets</th></tr>"
+        f"{''.join(rows)}</table>"
     )
-    return f'<table class="groups"><tr>{head}</tr>{"".join(rows)}</table>'
+
+
+def _metric_cell(group: GroupResult, metric: str) -> str:
+    measured = human(group.stats.metric(metric), metric)
+    if metric not in group.budgets:
+        return f'<td class="num">{_e(measured)}</td>'
+    budget = group.budgets[metric]
+    violation = next((v for v in group.violations if v.metric == metric), None)
+    if violation is None:
+        return (
+            f'<td class="num">{_e(measured)}'
+            f'<span class="budget-value">budget {_e(human(budget, metric))}</span></td>'
+        )
+    shown, limit = compared(violation)
+    return (
+        f'<td class="num over" data-metric="{_e(metric)}">{_e(shown)}'
+        f'<span class="budget-value">budget {_e(limit)}</span>'
+        f'<span class="overshoot">{_e(over_text(violation))} over</span></td>'
+    )
 
 
 def _layers_table(result: BudgetResult) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from pytest_actbudget.checks import top_modules_line
 from pytest_actbudget.report.format import (
     OUTCOME_WORDS,
     compared,
@@ -119,18 +120,33 @@ def _entry(result: BudgetResult, level: str = "###") -> list[str]:
             human(group.stats.flops_share, "flops_share"),
             human(group.stats.activations, "activations"),
             human(group.stats.params, "params"),
+            human(group.stats.act_bytes, "act_bytes"),
             _use_cell(group_use(group), bool(group.violations)),
         )
         for group in _rows(result)
     ]
     if rows:
-        heads = ("group", "flops", "share", "activations", "params", "budget use")
-        lines += [*_table(heads, rows, right=(1, 2, 3, 4, 5)), ""]
+        heads = ("group", "flops", "share", "activations", "params", "act_bytes", "budget use")
+        lines += [*_table(heads, rows, right=(1, 2, 3, 4, 5, 6)), ""]
+    tops = _top_modules(result)
+    if tops:
+        lines += [*(f"- {escape(line)}" for line in tops), ""]
     if result.profile is not None and result.profile.uncounted_ops:
         lines += [
             f"Uncounted operators: {escape(uncounted_text(result.profile.uncounted_ops))}",
             "",
         ]
+    return lines
+
+
+def _top_modules(result: BudgetResult) -> list[str]:
+    """The modules that weigh most in each offending group: where to look first."""
+    lines, seen = [], set()
+    for violation in result.violations:
+        if violation.group not in seen:
+            seen.add(violation.group)
+            if line := top_modules_line(result, violation):
+                lines.append(line)
     return lines
 
 

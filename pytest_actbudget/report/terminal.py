@@ -36,17 +36,24 @@ _GROUP_WIDTH = 14
 _INDENT = "  "
 
 
-def render(results: Sequence[BudgetResult], *, verbose: bool = False, color: bool = False) -> str:
+def render(
+    results: Sequence[BudgetResult],
+    *,
+    verbose: bool = False,
+    color: bool = False,
+    depth: int | None = None,
+) -> str:
     """The body of the ``act budget summary`` section.
 
     Entries with violations come first. ``verbose`` adds the per-layer table of every
-    entry; ``color`` paints with ANSI codes (off for ``NO_COLOR`` or a plain terminal).
+    entry, down to ``depth`` (root = 0; None: all); ``color`` paints with ANSI codes
+    (off for ``NO_COLOR`` or a plain terminal).
     """
     palette = Palette(color)
     lines = [headline(results)]
     for result in ordered(results):
         lines.append("")
-        lines.extend(entry_lines(result, palette, layers=verbose))
+        lines.extend(entry_lines(result, palette, layers=verbose, depth=depth))
     return "\n".join(lines) + "\n"
 
 
@@ -127,40 +134,58 @@ def group_lines(result: BudgetResult, palette: Palette) -> list[str]:
 
 
 def layer_lines(result: BudgetResult, palette: Palette, *, depth: int | None = None) -> list[str]:
-    """The per-layer table in the style of fastai's ``learn.summary``.
+    """The per-layer table in the style of fastai's ``learn.summary``, down to ``depth``
+    (root = 0; None: every module).
 
     Module paths are indented by depth; containers (their numbers include their
-    children) are dimmed so the leaf rows, which add up, stand out.
+    descendants, as the header says) are dimmed so the leaf rows, which add up, stand
+    out. A footer gives the model's totals, as learn.summary and torchinfo end.
     """
     if result.profile is None:
         return []
-    layers = [layer for layer in result.profile.layers if depth is None or layer.depth <= depth]
+    profile = result.profile
+    layers = [layer for layer in profile.layers if depth is None or layer.depth <= depth]
     cells = [_layer_cells(result, layer) for layer in layers]
     heads = ("module", "type", "output shape", "params", "trainable", "flops", "activations")
     heads_all = (*heads, "group")
     widths = [max(len(head), *(len(row[i]) for row in cells)) for i, head in enumerate(heads_all)]
     right = {3, 4, 5, 6}  # numbers line up on the right
-    lines = [_INDENT + palette.paint(_row(heads_all, widths, right), "dim")]
+    hidden = len(profile.layers) - len(layers)
+    note = "a container's numbers include its descendants; the leaf rows add up to the total"
+    if hidden:
+        noun = "module" if hidden == 1 else "modules"
+        note += f"; {hidden} {noun} below depth {depth} not shown"
+    lines = [
+        _INDENT + palette.paint(note, "dim"),
+        _INDENT + palette.paint(_row(heads_all, widths, right), "dim"),
+    ]
     for layer, row in zip(layers, cells, strict=True):
         text = _row(row, widths, right)
         lines.append(_INDENT + (text if layer.leaf else palette.paint(text, "dim")))
+    lines.extend(_INDENT + line for line in _totals(profile.total))
     return lines
+
+
+def _totals(root: LayerStats) -> list[str]:
+    """``total params 11,689,512 (trainable 11,689,512, non-trainable 0)`` and the compute."""
+    return [
+        f"total params {root.params:,}  trainable {root.trainable:,}  "
+        f"non-trainable {root.params - root.trainable:,}",
+        f"total flops {human(root.flops, 'flops')}  activations "
+        f"{human(root.activations, 'activations')}  act_bytes {human(root.act_bytes, 'act_bytes')}",
+    ]
 
 
 def _layer_cells(result: BudgetResult, layer: LayerStats) -> tuple[str, ...]:
     label = layer.path or "(root)"
     indent = "  " * max(layer.depth - 1, 0)
     module = indent + _fit_path(label, max(_MODULE_WIDTH - len(indent), 8))
-    if layer.trainable == layer.params:
-        trainable = "True" if layer.params else "-"
-    else:
-        trainable = "False" if layer.trainable == 0 else f"{layer.trainable:,}"
     return (
         module,
         _fit(layer.type, _TYPE_WIDTH),
         shape_text(layer.output_shape) if layer.calls else "(not called)",
         f"{layer.params:,}",
-        trainable,
+        f"{layer.trainable:,}",  # a count throughout: frozen and partly frozen alike
         human(layer.flops, "flops"),
         human(layer.activations, "activations"),
         _fit(result.group_of(layer.path) or "", _GROUP_WIDTH),
