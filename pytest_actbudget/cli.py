@@ -130,6 +130,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PCT",
         help="exit 1 when any group grew by more than PCT (e.g. 10%% or 0.1)",
     )
+    diff.add_argument(
+        "--format",
+        choices=("text", "md", "json"),
+        default="text",
+        help="text (default); md: a pull-request comment (a headline, then the changed "
+        "groups, largest growth first); json: every change as data",
+    )
     diff.set_defaults(command=_diff)
     return parser
 
@@ -264,7 +271,14 @@ def _init(args: argparse.Namespace) -> int:
 def _diff(args: argparse.Namespace) -> int:
     threshold = _percent(args.fail_over, "--fail-over") if args.fail_over is not None else None
     changes = diff.compare(json_report.load(args.old), json_report.load(args.new))
-    sys.stdout.write(diff.render(changes, fail_over=threshold))
+    if args.format == "text":
+        sys.stdout.write(diff.render(changes, fail_over=threshold))
+    else:
+        from pytest_actbudget.report import diff_formats
+
+        render = diff_formats.markdown if args.format == "md" else diff_formats.json_text
+        limit = threshold if threshold is not None else diff_formats.DEFAULT_THRESHOLD
+        sys.stdout.write(render(changes, threshold=limit))
     return 1 if threshold is not None and changes.grown(threshold) else 0
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .report import ReportTarget, target
+
+if TYPE_CHECKING:
+    from .report.baseline import Baseline
 
 DEFAULT_FILE = "budgets.yaml"
 
@@ -24,6 +28,7 @@ class Options:
     strict: bool
     verbose: int
     depth: int | None = None  # of the -v per-layer table; None: every module
+    baseline: Path | None = None  # a JSON report of an earlier run to compare with
     # Where pytest was started: file names in messages and reports are relative to it,
     # whatever directory a test moves to.
     start_dir: Path = Path()
@@ -73,6 +78,13 @@ def add_options(parser: pytest.Parser) -> None:
         help="show the -v per-layer table down to depth N (root = 0; default: all) "
         "[ini: actbudget_depth]",
     )
+    group.addoption(
+        "--actbudget-baseline",
+        default=None,
+        metavar="PATH",
+        help="a JSON report of an earlier run (e.g. main's): every report shows the "
+        "change since it per entry and group [ini: actbudget_baseline]",
+    )
     parser.addini("actbudget_file", "budgets file, relative to the rootdir", default=None)
     parser.addini("actbudget_headroom", "headroom for --actbudget-update, e.g. 10%", default=None)
     parser.addini(
@@ -82,6 +94,9 @@ def add_options(parser: pytest.Parser) -> None:
     )
     parser.addini("actbudget_strict", "strict budget checks", type="bool", default=False)
     parser.addini("actbudget_depth", "depth limit of the -v per-layer table", default=None)
+    parser.addini(
+        "actbudget_baseline", "JSON report of an earlier run to compare with", default=None
+    )
 
 
 def read_options(config: pytest.Config) -> Options:
@@ -140,6 +155,7 @@ def read_options(config: pytest.Config) -> Options:
         strict=bool(strict),
         verbose=int(config.getoption("verbose") or 0),
         depth=_depth(config),
+        baseline=_baseline_path(config, ini_base),
         start_dir=invocation,
     )
 
@@ -158,3 +174,34 @@ def _depth(config: pytest.Config) -> int | None:
             "number from 0 (the root only), e.g. --actbudget-depth 2"
         )
     return int(text)
+
+
+def _baseline_path(config: pytest.Config, ini_base: Path) -> Path | None:
+    cli = config.getoption("actbudget_baseline")
+    if cli:
+        return config.invocation_params.dir / str(cli)
+    ini = config.getini("actbudget_baseline")
+    return ini_base / str(ini) if ini else None
+
+
+def read_baseline(options: Options) -> Baseline | None:
+    """The baseline report the options name, read once; a usage error (exit code 4)
+    naming the file when it is missing or not a report of this plugin."""
+    if options.baseline is None:
+        return None
+    from .report.baseline import load_baseline
+    from .report.json import ReportFileError
+
+    path = options.baseline
+    try:
+        shown = str(path.resolve().relative_to(options.start_dir.resolve()))
+    except ValueError:
+        shown = str(path)
+    try:
+        return load_baseline(path, shown)
+    except ReportFileError as e:
+        raise pytest.UsageError(
+            f"--actbudget-baseline / actbudget_baseline: {e}; the baseline must be a JSON "
+            "report of an earlier run (--actbudget-report PATH.json), e.g. main's kept as "
+            "a CI artifact"
+        ) from None

@@ -14,13 +14,15 @@ import pytest
 
 from .errors import BudgetFileError, NoModelCalled
 from .fixture import ActBudget
-from .options import Options, add_options, read_options
+from .options import Options, add_options, read_baseline, read_options
 
 if TYPE_CHECKING:
+    from .report.baseline import Baseline
     from .session import BudgetSession
 
 KEY = pytest.StashKey["BudgetSession"]()
 OPTIONS = pytest.StashKey[Options]()
+BASELINE: pytest.StashKey[Baseline | None] = pytest.StashKey()
 PARTIAL = pytest.StashKey[bool]()  # not every test of the suite was collected and run
 CALL_PASSED = pytest.StashKey[bool]()
 MARKER = "act_budget"
@@ -39,6 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "check it against budget entry `name` (default: the test's name)",
     )
     config.stash[OPTIONS] = read_options(config)
+    config.stash[BASELINE] = read_baseline(config.stash[OPTIONS])
     config.stash[PARTIAL] = _names_files_or_tests(config)
 
 
@@ -229,7 +232,11 @@ def _session(config: pytest.Config) -> BudgetSession:
     if found is None:
         from .session import BudgetSession
 
-        found = BudgetSession(config.stash[OPTIONS], worker=hasattr(config, "workerinput"))
+        found = BudgetSession(
+            config.stash[OPTIONS],
+            worker=hasattr(config, "workerinput"),
+            baseline=config.stash.get(BASELINE, None),
+        )
         found.full_run = not config.stash[PARTIAL]
         config.stash[KEY] = found
     return found

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .budgets.schema import BudgetsFile, ModelBudget, load_budgets
 from .budgets.write import MeasuredEntry, UpdateSummary, update_budgets
@@ -29,6 +29,9 @@ from .grouping import auto_groups, group_profile
 from .options import Options
 from .report import ReportTarget
 from .results import ABSOLUTE_METRICS, METRICS, BudgetResult, GroupResult, Profile, total_stats
+
+if TYPE_CHECKING:
+    from .report.baseline import Baseline, Comparison
 
 # Exit codes the end of a run may ask for (pytest.ExitCode values).
 TESTS_FAILED = 1
@@ -58,9 +61,12 @@ class PendingUpdate:
 class BudgetSession:
     """Everything pytest-actbudget keeps for one pytest run (one per process)."""
 
-    def __init__(self, options: Options, *, worker: bool = False) -> None:
+    def __init__(
+        self, options: Options, *, worker: bool = False, baseline: Baseline | None = None
+    ) -> None:
         self.options = options
         self.worker = worker
+        self.baseline = baseline
         self.records: list[Recorded] = []
         self.updates: list[PendingUpdate] = []
         self.update_summaries: list[UpdateSummary] = []
@@ -170,6 +176,7 @@ class BudgetSession:
                 nodeid, _failed(name, nodeid, budgets.counting, display, entry, message, profile)
             )
             raise GroupingError(message) from None
+        result = self._against_baseline(result)
         self._record(nodeid, result)
         if result.outcome == "over_budget":
             raise BudgetExceeded(result.message, result)
@@ -226,6 +233,18 @@ class BudgetSession:
             budget_file=display,
             budget_line=entry.line if entry is not None else None,
         )
+
+    def _against_baseline(self, result: BudgetResult) -> BudgetResult:
+        """An over-budget message also says what changed since the baseline."""
+        if self.baseline is None or result.outcome != "over_budget":
+            return result
+        lines = self.baseline.entry(result).lines(self.baseline.source)
+        message = "\n".join([result.message, *(f"  {line}" for line in lines)])
+        return dataclasses.replace(result, message=message)
+
+    def comparison(self) -> Comparison | None:
+        """This run's results against the baseline, when one was given."""
+        return self.baseline.compare(self.results) if self.baseline is not None else None
 
     def _strict_uncounted(self, result: BudgetResult, entry: ModelBudget) -> BudgetResult:
         if not self.options.strict or result.profile is None or result.outcome != "passed":
@@ -311,9 +330,10 @@ class BudgetSession:
 
         env = environment()
         errors = []
+        comparison = self.comparison()
         for report in self.options.reports:
             try:
-                write_report(report, self.results, env)
+                write_report(report, self.results, env, comparison)
             except OSError as e:
                 errors.append(f"{report}: cannot write the report: {e.strerror or e}")
             else:
@@ -332,7 +352,11 @@ class BudgetSession:
             from .report import terminal
 
             text = terminal.render(
-                results, verbose=self.options.verbose > 0, color=color, depth=self.options.depth
+                results,
+                verbose=self.options.verbose > 0,
+                color=color,
+                depth=self.options.depth,
+                baseline=self.comparison(),
             )
             lines.insert(0, (text, False))
         lines += [

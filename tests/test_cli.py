@@ -530,3 +530,34 @@ def test_diff_follows_an_entry_whose_test_moved(tmp_path: Path) -> None:
     )
     # stem flops 118,816,768 -> 475,267,072: +300.0%, as in the unmoved case above.
     assert "  stem-cnn stem flops +300.0%" in lines
+
+
+def test_diff_formats_md_for_a_pull_request_and_json_for_tools(
+    capsys: pytest.CaptureFixture[str], reports: tuple[Path, Path]
+) -> None:
+    old, new = reports
+    assert main(["diff", str(old), str(new), "--format", "md"]) == 0
+    text = capsys.readouterr().out
+    # stem flops 118,816,768 -> 475,267,072: +300.0%; total flops +299.9%.
+    assert text.startswith(
+        "**act budget: 2 groups grew more than 5%: stem-cnn/stem flops +300.0%, "
+        "stem-cnn/total flops +299.9%**\n"
+    )
+    assert "| stem-cnn | stem | flops | 118.8M | 475.3M | +300.0% ⚠️ |" in text
+    assert "other" not in text.split("\n\n")[1]  # unchanged: not listed
+    # --fail-over sets the headline's threshold and the exit status in every format.
+    assert main(["diff", str(old), str(new), "--format", "json", "--fail-over", "10%"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["threshold"] == 0.1
+    assert document["counts"] == {"changed": 1, "same": 1, "added": 0, "removed": 0}
+    assert document["grown"][0] == {
+        "entry": "stem-cnn",
+        "nodeid": "tests/test_models.py::test_stem",
+        "group": "stem",
+        "metric": "flops",
+        "old": 118_816_768,
+        "new": 475_267_072,
+        "change": 3.0,
+    }
+    assert main(["diff", str(old), str(new), "--format", "yaml"]) == 2
+    assert "invalid choice: 'yaml'" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the plugin imports FORMATS at start-up: keep this module light
+    from pytest_actbudget.report.baseline import Comparison
     from pytest_actbudget.results import BudgetResult
 
 __all__ = [
@@ -94,26 +95,28 @@ def render_for(
     path: str | Path | ReportTarget,
     results: Sequence[BudgetResult],
     environment: Mapping[str, str],
+    baseline: Comparison | None = None,
 ) -> str:
-    """The text of the report that ``path`` asks for."""
+    """The text of the report that ``path`` asks for (against ``baseline`` if given)."""
     fmt = format_for(path)
     if fmt == ".json":
         from pytest_actbudget.report import json
 
-        return json.render(results, environment)
+        return json.render(results, environment, baseline)
     if fmt == ".md":
         from pytest_actbudget.report import markdown
 
-        return markdown.render(results)
+        return markdown.render(results, baseline)
     from pytest_actbudget.report import html
 
-    return html.render(results)
+    return html.render(results, baseline)
 
 
 def write_report(
     path: str | Path | ReportTarget,
     results: Sequence[BudgetResult],
     environment: Mapping[str, str],
+    baseline: Comparison | None = None,
 ) -> None:
     """Render and write one report, creating parent folders. The write is atomic, so a
     reader never sees half a report; Markdown for ``$GITHUB_STEP_SUMMARY`` is appended
@@ -121,7 +124,7 @@ def write_report(
     from pytest_actbudget.atomic import write_atomic
 
     report = path if isinstance(path, ReportTarget) else target(path)
-    text = render_for(report, results, environment)
+    text = render_for(report, results, environment, baseline)
     report.path.parent.mkdir(parents=True, exist_ok=True)
     if report.appends:
         with open(report.path, "a", encoding="utf-8") as handle:

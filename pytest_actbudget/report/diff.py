@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from pytest_actbudget.report.format import human
 from pytest_actbudget.results import TOTAL_GROUP, BudgetResult, GroupResult, GroupStats
 
-__all__ = ["DIFF_METRICS", "Change", "EntryDiff", "ReportDiff", "compare", "render"]
+__all__ = [
+    "DIFF_METRICS",
+    "Change",
+    "EntryDiff",
+    "ReportDiff",
+    "compare",
+    "compare_entry",
+    "pair",
+    "render",
+]
 
 #: The absolute metrics a diff compares (shares follow from them).
 DIFF_METRICS: tuple[str, ...] = ("flops", "activations", "params", "act_bytes")
@@ -91,14 +100,14 @@ def compare(old: Sequence[BudgetResult], new: Sequence[BudgetResult]) -> ReportD
     An entry checked by several tests pairs its results by node id first, then the
     rest in report order; what is left over is added or removed.
     """
-    pairs = _pair(old, new)
+    pairs = pair(old, new)
     entries = []
     for index, result in enumerate(new):
         previous = pairs.get(index)
         if previous is None:
             entries.append(EntryDiff(result.name, result.nodeid, "added"))
         else:
-            entries.append(_compare_entry(old[previous], result))
+            entries.append(compare_entry(old[previous], result))
     paired = set(pairs.values())
     entries.extend(
         EntryDiff(result.name, result.nodeid, "removed")
@@ -108,8 +117,9 @@ def compare(old: Sequence[BudgetResult], new: Sequence[BudgetResult]) -> ReportD
     return ReportDiff(tuple(entries))
 
 
-def _pair(old: Sequence[BudgetResult], new: Sequence[BudgetResult]) -> dict[int, int]:
-    """Index in ``new`` -> index in ``old`` of the same entry."""
+def pair(old: Sequence[BudgetResult], new: Sequence[BudgetResult]) -> dict[int, int]:
+    """Index in ``new`` -> index in ``old`` of the same entry: by name, the same node id
+    first, then in report order."""
     unpaired: dict[str, list[int]] = {}
     for index, result in enumerate(old):
         unpaired.setdefault(result.name, []).append(index)
@@ -127,7 +137,8 @@ def _pair(old: Sequence[BudgetResult], new: Sequence[BudgetResult]) -> dict[int,
     return pairs
 
 
-def _compare_entry(old: BudgetResult, new: BudgetResult) -> EntryDiff:
+def compare_entry(old: BudgetResult, new: BudgetResult) -> EntryDiff:
+    """The changes of one entry, group by group (the total included)."""
     old_groups, new_groups = _groups(old), _groups(new)
     changes = [
         Change(name, metric, old_group.stats.metric(metric), new_group.stats.metric(metric))

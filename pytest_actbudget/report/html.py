@@ -8,6 +8,7 @@ with quotes), in text and in attributes alike.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pytest_actbudget.report.format import (
     OUTCOME_WORDS,
@@ -32,6 +33,9 @@ from pytest_actbudget.report.html_charts import (
 from pytest_actbudget.report.html_charts import escape as _e
 from pytest_actbudget.report.html_layers import layer_chart
 from pytest_actbudget.results import BudgetResult, GroupResult
+
+if TYPE_CHECKING:
+    from pytest_actbudget.report.baseline import Comparison, EntryBaseline
 
 __all__ = ["render"]
 
@@ -72,6 +76,9 @@ ul.legend-keys { list-style: none; padding: 0; margin: 4px 0; display: flex;
 .swatch { display: inline-block; width: 12px; height: 12px; margin-right: 4px;
           vertical-align: -1px; border-radius: 2px; }
 details { margin: .5em 0 1em; } code { font-size: .95em; }
+.baseline-headline { font-weight: 600; }
+td.baseline.grew { color: #cf222e; } td.baseline.shrank { color: #1a7f37; }
+td.baseline.new { color: #9a6700; }
 .zero-layers p { color: #59636e; max-width: 1100px; }
 """
     + "".join(
@@ -83,8 +90,8 @@ details { margin: .5em 0 1em; } code { font-size: .95em; }
 )
 
 
-def render(results: Sequence[BudgetResult]) -> str:
-    """The whole report as one HTML document."""
+def render(results: Sequence[BudgetResult], baseline: Comparison | None = None) -> str:
+    """The whole report as one HTML document; with ``baseline``, what changed since it."""
     entries = ordered(results)
     parts = [
         "<!DOCTYPE html>",
@@ -94,9 +101,10 @@ def render(results: Sequence[BudgetResult]) -> str:
         f"<style>{_CSS}</style></head><body>",
         "<h1>act budget summary</h1>",
         _headline(results),
+        _baseline_headline(baseline),
         _violations(entries),
-        _index(entries),
-        *(_entry(index, result) for index, result in enumerate(entries)),
+        _index(entries, baseline),
+        *(_entry(index, result, baseline) for index, result in enumerate(entries)),
         "</body></html>",
     ]
     return "\n".join(part for part in parts if part) + "\n"
@@ -123,10 +131,11 @@ def _violations(results: Sequence[BudgetResult]) -> str:
     )
 
 
-def _index(results: Sequence[BudgetResult]) -> str:
+def _index(results: Sequence[BudgetResult], baseline: Comparison | None = None) -> str:
     """One row per entry, linking to its section: the way in for a large suite."""
     rows = []
     for index, result in enumerate(results):
+        against = baseline.of(result) if baseline is not None else None
         profile = result.profile
         uses = [use for group in _groups(result) if (use := group_use(group)) is not None]
         cells = (
@@ -140,13 +149,23 @@ def _index(results: Sequence[BudgetResult]) -> str:
             f'<tr><td><a href="#entry-{index}">{_e(result.name)}</a></td>'
             f'<td><span class="outcome {_e(result.outcome)}">{_e(word)}</span></td>'
             + "".join(f'<td class="num">{_e(cell)}</td>' for cell in cells)
+            + (f"<td>{_e(against.summary())}</td>" if against is not None else "")
             + "</tr>"
         )
+    extra = "<th>vs baseline</th>" if baseline is not None else ""
     return (
         '<section id="entries"><h2>Entries</h2><table><tr><th>entry</th><th>outcome</th>'
         "<th class=num>flops</th><th class=num>activations</th><th class=num>params</th>"
-        "<th class=num>max budget use</th></tr>" + "".join(rows) + "</table></section>"
+        f"<th class=num>max budget use</th>{extra}</tr>" + "".join(rows) + "</table></section>"
     )
+
+
+def _baseline_headline(baseline: Comparison | None) -> str:
+    if baseline is None:
+        return ""
+    from pytest_actbudget.report import html_baseline
+
+    return html_baseline.headline(baseline)
 
 
 def _groups(result: BudgetResult) -> tuple[GroupResult, ...]:
@@ -158,7 +177,8 @@ def _headline(results: Sequence[BudgetResult]) -> str:
     return f'<p class="headline{" bad" if bad else ""}">{_e(headline(results))}</p>'
 
 
-def _entry(index: int, result: BudgetResult) -> str:
+def _entry(index: int, result: BudgetResult, baseline: Comparison | None = None) -> str:
+    against = baseline.of(result) if baseline is not None else None
     word = OUTCOME_WORDS.get(result.outcome, result.outcome)
     parts = [
         f'<section class="entry {_e(result.outcome)}" id="entry-{index}">',
@@ -180,7 +200,11 @@ def _entry(index: int, result: BudgetResult) -> str:
     if result.profile is not None:
         colours = group_colours(result)
         parts.append(use_chart(result, colours))
-        parts.append(_groups_table(result))
+        parts.append(_groups_table(result, against))
+        if baseline is not None and against is not None:
+            from pytest_actbudget.report import html_baseline
+
+            parts.append(html_baseline.entry_section(against, baseline.source))
         if result.groups:
             parts.append('<div class="charts">')
             parts.append(group_chart(result, colours, "flops", "flops_share", "FLOPs per group"))
@@ -208,7 +232,7 @@ _TABLE_METRICS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _groups_table(result: BudgetResult) -> str:
+def _groups_table(result: BudgetResult, against: EntryBaseline | None = None) -> str:
     """Measured values, each with its budget written under it and the overshoot in red;
     budgets on metrics without a column are listed in the last one."""
     columns = [metric for metric, _ in _TABLE_METRICS]
@@ -227,13 +251,22 @@ def _groups_table(result: BudgetResult) -> str:
             f'<tr class="{"over" if over else "ok"}" data-group="{_e(group.name)}">'
             f"<td>{_e(group.name)}</td>{cells}"
             f'<td class="num{" over" if over else ""}">{_e(use_text(use))}</td>'
-            f"<td>{_e(others)}</td></tr>"
+            f"<td>{_e(others)}</td>{_group_baseline(against, group.name)}</tr>"
         )
     return (
         '<table class="groups"><tr><th>group</th>'
-        f"{heads}<th class=num>budget use</th><th>other budgets</th></tr>"
+        f"{heads}<th class=num>budget use</th><th>other budgets</th>"
+        f"{'<th>vs baseline</th>' if against is not None else ''}</tr>"
         f"{''.join(rows)}</table>"
     )
+
+
+def _group_baseline(against: EntryBaseline | None, group: str) -> str:
+    if against is None:
+        return ""
+    from pytest_actbudget.report import html_baseline
+
+    return html_baseline.group_cell(against, group)
 
 
 def _metric_cell(group: GroupResult, metric: str) -> str:

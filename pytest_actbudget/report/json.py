@@ -11,10 +11,13 @@ import platform
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_actbudget.errors import ActBudgetError
 from pytest_actbudget.results import BudgetResult
+
+if TYPE_CHECKING:
+    from pytest_actbudget.report.baseline import Comparison
 
 __all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "ReportFileError", "environment", "load", "render"]
 
@@ -34,18 +37,35 @@ class ReportFileError(ActBudgetError):
     """A file given as a JSON report is unreadable, not a report, or of another schema."""
 
 
-def render(results: Sequence[BudgetResult], environment: Mapping[str, str]) -> str:
-    """The report as pretty-printed JSON text ending in a newline.
+def render(
+    results: Sequence[BudgetResult],
+    environment: Mapping[str, str],
+    baseline: Comparison | None = None,
+) -> str:
+    """The report as pretty-printed JSON text ending in a newline; with ``baseline``,
+    every result and group also carries its ``baseline`` numbers and change.
 
     Deterministic: the same results give the same bytes (environment keys sorted,
     operator counts sorted, everything else in the order it has a meaning).
     """
-    document = {
+    document: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "environment": dict(sorted(environment.items())),
-        "results": [result.to_dict() for result in results],
+        "results": [_result(result, baseline) for result in results],
     }
+    if baseline is not None:
+        document["baseline"] = baseline.to_dict()
     return _dump(document, "") + "\n"
+
+
+def _result(result: BudgetResult, baseline: Comparison | None) -> dict[str, Any]:
+    data = result.to_dict()
+    entry = baseline.of(result) if baseline is not None else None
+    if entry is not None:
+        data["baseline"] = entry.to_dict()
+        for group in data["groups"]:
+            group["baseline"] = entry.group_dict(group["name"])
+    return data
 
 
 def _dump(value: Any, indent: str) -> str:

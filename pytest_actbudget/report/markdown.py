@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from pytest_actbudget.checks import top_modules_line
 from pytest_actbudget.report.format import (
@@ -25,6 +26,9 @@ from pytest_actbudget.report.format import (
 )
 from pytest_actbudget.results import BudgetResult, GroupResult
 
+if TYPE_CHECKING:
+    from pytest_actbudget.report.baseline import Comparison, EntryBaseline
+
 __all__ = ["escape", "render"]
 
 # Markdown punctuation that could start emphasis, code, a link or strikethrough, or end
@@ -40,44 +44,54 @@ def escape(text: str) -> str:
     return " ".join(text.splitlines()) if "\n" in text or "\r" in text else text
 
 
-def render(results: Sequence[BudgetResult]) -> str:
-    """The whole Markdown report.
+def render(results: Sequence[BudgetResult], baseline: Comparison | None = None) -> str:
+    """The whole Markdown report; with ``baseline``, what changed since it, per entry.
 
     Entries that need a look (over budget, error, no budget) each get their table;
     entries within budget share one summary table, with their group tables folded
     in a ``<details>`` block so that a suite of hundreds of tests stays readable.
     """
     lines = ["## act budget summary", "", f"**{headline(results)}**", ""]
+    if baseline is not None:
+        lines += [escape(baseline.headline()), ""]
     lines.extend(_violations(results))
     passed = [result for result in results if result.passed]
     for result in ordered(results):
         if not result.passed:
-            lines.extend(_entry(result))
+            lines.extend(_entry(result, against=_of(baseline, result)))
     if passed:
-        lines.extend(_within_budget(passed))
+        lines.extend(_within_budget(passed, baseline))
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def _within_budget(results: Sequence[BudgetResult]) -> list[str]:
+def _of(baseline: Comparison | None, result: BudgetResult) -> EntryBaseline | None:
+    return baseline.of(result) if baseline is not None else None
+
+
+def _within_budget(
+    results: Sequence[BudgetResult], baseline: Comparison | None = None
+) -> list[str]:
     rows = []
     for result in results:
         profile = result.profile
         uses = [use for group in _rows(result) if (use := group_use(group)) is not None]
-        rows.append(
-            (
-                escape(result.name),
-                escape(profile.model) if profile else "-",
-                human(profile.total.flops, "flops") if profile else "-",
-                human(profile.total.activations, "activations") if profile else "-",
-                human(profile.total.params, "params") if profile else "-",
-                use_text(max(uses)) if uses else "-",
-            )
+        row = (
+            escape(result.name),
+            escape(profile.model) if profile else "-",
+            human(profile.total.flops, "flops") if profile else "-",
+            human(profile.total.activations, "activations") if profile else "-",
+            human(profile.total.params, "params") if profile else "-",
+            use_text(max(uses)) if uses else "-",
         )
-    heads = ("entry", "model", "flops", "activations", "params", "max budget use")
+        against = _of(baseline, result)
+        rows.append((*row, escape(against.summary())) if against is not None else row)
+    heads: tuple[str, ...] = ("entry", "model", "flops", "activations", "params", "max budget use")
+    if baseline is not None:
+        heads += ("vs baseline",)
     lines = ["### Within budget", "", *_table(heads, rows, right=(2, 3, 4, 5)), ""]
     lines += ["<details><summary>Groups of each entry within budget</summary>", ""]
     for result in results:
-        lines.extend(_entry(result, level="####"))
+        lines.extend(_entry(result, level="####", against=_of(baseline, result)))
     return [*lines, "</details>", ""]
 
 
@@ -99,7 +113,9 @@ def _violations(results: Sequence[BudgetResult]) -> list[str]:
     return ["### Over budget", "", *_table(heads, rows, right=(3, 4, 5)), ""]
 
 
-def _entry(result: BudgetResult, level: str = "###") -> list[str]:
+def _entry(
+    result: BudgetResult, level: str = "###", against: EntryBaseline | None = None
+) -> list[str]:
     word = OUTCOME_WORDS.get(result.outcome, result.outcome)
     lines = [f"{level} {escape(result.name)} — {word}", ""]
     facts = []
@@ -131,6 +147,8 @@ def _entry(result: BudgetResult, level: str = "###") -> list[str]:
     tops = _top_modules(result)
     if tops:
         lines += [*(f"- {escape(line)}" for line in tops), ""]
+    if against is not None:
+        lines += _against(against)
     if result.profile is not None and result.profile.uncounted_ops:
         lines += [
             f"Uncounted operators: {escape(uncounted_text(result.profile.uncounted_ops))}",
@@ -147,6 +165,19 @@ def _top_modules(result: BudgetResult) -> list[str]:
             seen.add(violation.group)
             if line := top_modules_line(result, violation):
                 lines.append(line)
+    return lines
+
+
+def _against(against: EntryBaseline) -> list[str]:
+    """What changed since the baseline: its value, the value now, the change."""
+    lines = [f"Against the baseline: {escape(against.summary())}", ""]
+    rows = [
+        (escape(group), metric, old, new, change)
+        for group, metric, old, new, change in against.rows()
+    ]
+    if rows:
+        heads = ("group", "metric", "baseline", "now", "change")
+        lines += [*_table(heads, rows, right=(2, 3, 4)), ""]
     return lines
 
 

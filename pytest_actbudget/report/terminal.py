@@ -6,6 +6,7 @@ Pure text: the plugin (or the CLI) decides where it goes and whether it has colo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pytest_actbudget.report.format import (
     OUTCOME_WORDS,
@@ -23,6 +24,9 @@ from pytest_actbudget.report.format import (
 )
 from pytest_actbudget.report.style import Palette, Role
 from pytest_actbudget.results import BudgetResult, GroupResult, LayerStats
+
+if TYPE_CHECKING:
+    from pytest_actbudget.report.baseline import Comparison
 
 __all__ = ["entry_lines", "group_lines", "layer_lines", "render"]
 
@@ -42,25 +46,36 @@ def render(
     verbose: bool = False,
     color: bool = False,
     depth: int | None = None,
+    baseline: Comparison | None = None,
 ) -> str:
     """The body of the ``act budget summary`` section.
 
     Entries with violations come first. ``verbose`` adds the per-layer table of every
     entry, down to ``depth`` (root = 0; None: all); ``color`` paints with ANSI codes
-    (off for ``NO_COLOR`` or a plain terminal).
+    (off for ``NO_COLOR`` or a plain terminal); ``baseline`` adds what changed since.
     """
     palette = Palette(color)
     lines = [headline(results)]
+    if baseline is not None:
+        lines.append(_plain(baseline.headline()))
     for result in ordered(results):
         lines.append("")
-        lines.extend(entry_lines(result, palette, layers=verbose, depth=depth))
+        against = baseline.of(result) if baseline is not None else None
+        notes = against.lines(baseline.source) if baseline and against else []
+        lines.extend(entry_lines(result, palette, layers=verbose, depth=depth, notes=notes))
     return "\n".join(lines) + "\n"
 
 
 def entry_lines(
-    result: BudgetResult, palette: Palette, *, layers: bool = False, depth: int | None = None
+    result: BudgetResult,
+    palette: Palette,
+    *,
+    layers: bool = False,
+    depth: int | None = None,
+    notes: Sequence[str] = (),
 ) -> list[str]:
-    """One entry: header, what went wrong, groups, uncounted operators, optional layers."""
+    """One entry: header, what went wrong, groups, uncounted operators, ``notes`` (the
+    comparison with a baseline), optional layers."""
     lines = [_header(result, palette)]
     if result.nodeid:
         lines.append(_INDENT + palette.paint(_plain(result.nodeid), "dim"))
@@ -81,6 +96,7 @@ def entry_lines(
         if result.profile.uncounted_ops:
             text = "uncounted operators: " + uncounted_text(result.profile.uncounted_ops)
             lines.append(_INDENT + palette.paint(text, "warn"))
+        lines.extend(_INDENT + _plain(note) for note in notes)
         if layers:
             lines.append("")
             lines.extend(layer_lines(result, palette, depth=depth))
