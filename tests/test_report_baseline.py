@@ -163,3 +163,20 @@ def test_html_shows_the_change_of_every_group_and_the_table_of_changes() -> None
     assert rows[:5] == ["stem", "flops", "118.8M", "475.3M", "+300.0%"]
     # fresh is new: a summary, no table of changes.
     assert not [e for e in by_entry["fresh"] if e.tag == "table" and "baseline" in e.classes]
+
+
+def test_baseline_parts_stay_self_contained_and_escaped() -> None:
+    hostile = '<img src=x onerror=alert(1)> "q" &'
+    old = renamed_head(make_result(hostile), "<b>classifier</b>")
+    new = [make_result(hostile, stem_scale=4, stem_budget=1e9)]
+    against = Baseline(f"<i>{hostile}</i>.json", (old,)).compare(new)
+    page = html.render(new, against)
+    assert "<img" not in page and "<b>" not in page and "<i>" not in page
+    assert "http" not in page and "url(" not in page
+    doc = parse(page)
+    assert not doc.find("img") and not doc.find("b") and not doc.find("i")
+    (headline,) = doc.find("p", "baseline-headline")
+    assert headline.text == against.headline()  # shown as text, exactly
+    text = markdown.render(new, against)
+    assert "<img" not in text and "<b>" not in text
+    assert "gone group &lt;b&gt;classifier&lt;/b&gt;" in text
