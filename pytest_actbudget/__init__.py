@@ -17,6 +17,7 @@ from .measure import measure
 
 if TYPE_CHECKING:
     from .results import BudgetResult, Profile
+    from .scaling import Scaling
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ __all__ = [
     "BudgetResult",
     "MeasurementError",
     "Profile",
+    "Scaling",
     "__version__",
     "measure",
 ]
@@ -39,4 +41,8 @@ def __getattr__(name: str) -> Any:
         from . import results
 
         return getattr(results, name)
+    if name == "Scaling":
+        from .scaling import Scaling
+
+        return Scaling
     raise AttributeError(f"module 'pytest_actbudget' has no attribute {name!r}")

@@ -12,6 +12,7 @@ from .budgets.schema import ModelBudget
 from .budgets.units import human
 from .grouping import auto_groups, group_profile, is_within
 from .report.format import compared, over_text
+from .report.growth import growth_line
 from .results import (
     SHARE_METRICS,
     SHARE_OF,
@@ -118,12 +119,13 @@ def violation_message(result: BudgetResult) -> str:
     ]
     seen: set[str] = set()
     for v in violations:
-        if v.group in seen:
+        if v.group in seen or v.is_growth:
             continue
         seen.add(v.group)
         line = top_modules_line(result, v)
         if line:
             lines.append("  " + line)
+    lines += ["  " + growth_line(g) for g in result.growth if g.violation is not None]
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ if TYPE_CHECKING:
     import pytest
 
     from .results import BudgetResult, Profile
+    from .scaling import Scaling
     from .session import BudgetSession
 
 
@@ -24,10 +25,14 @@ class ActBudget:
         *inputs: Any,
         name: str | None = None,
         file: str | None = None,
+        scaling: Scaling | None = None,
         **forward_kwargs: Any,
     ) -> BudgetResult:
         """Measure ``model(*inputs, **forward_kwargs)`` and check it against budget entry
-        ``name`` (default: the test's name) of the budgets file (or ``file``)."""
+        ``name`` (default: the test's name) of the budgets file (or ``file``).
+
+        With ``scaling=Scaling(make_inputs, sizes)`` the model is also measured with
+        ``make_inputs(size)`` at every size, for the entry's growth budgets."""
         __tracebackhide__ = True
         from .session import junit_properties
 
@@ -38,6 +43,7 @@ class ActBudget:
             forward_kwargs,
             name=name if name is not None else self._item.name,
             file=file,
+            scaling=scaling,
         )
         self._item.user_properties.extend(junit_properties(result))
         return result

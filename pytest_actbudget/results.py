@@ -18,6 +18,15 @@ SHARE_METRICS: tuple[str, ...] = ("flops_share", "act_share")
 METRICS: tuple[str, ...] = ABSOLUTE_METRICS + SHARE_METRICS
 #: The metric each share is a fraction of.
 SHARE_OF: Mapping[str, str] = {"flops_share": "flops", "act_share": "activations"}
+#: Growth exponents (entries with ``scaling:``): how a metric grows with the input size.
+GROWTH_METRICS: tuple[str, ...] = (
+    "flops_growth",
+    "activations_growth",
+    "act_bytes_growth",
+    "saved_bytes_growth",
+)
+#: The metric each growth exponent is fitted to.
+GROWTH_OF: Mapping[str, str] = {metric: metric.removesuffix("_growth") for metric in GROWTH_METRICS}
 
 Outcome = Literal["passed", "over_budget", "no_budget", "error"]
 #: FLOP counting conventions (``counting.flops`` in the budgets file).
@@ -202,8 +211,15 @@ class Violation:
         return self.metric in SHARE_METRICS
 
     @property
+    def is_growth(self) -> bool:
+        return self.metric in GROWTH_METRICS
+
+    @property
     def over(self) -> float:
-        """How far over: a fraction of the budget, or percentage points for shares."""
+        """How far over: a fraction of the budget, percentage points for shares, the
+        difference of the exponents for growth."""
+        if self.is_growth:
+            return self.measured - self.budget
         if self.is_share:
             return (self.measured - self.budget) * 100.0
         if self.budget == 0:
@@ -267,6 +283,61 @@ class GroupResult:
 
 
 @dataclass(frozen=True)
+class GrowthResult:
+    """How one metric of one group grows over the sizes of a scaling check.
+
+    ``exponent`` is the slope k of the least-squares fit of log(value) against
+    log(size); None when the metric is 0 at some size (``zero_at`` says where).
+    """
+
+    group: str  # a group name, "(other)" or "total"
+    metric: str  # a growth metric: flops_growth, ...
+    sizes: tuple[int, ...]
+    values: tuple[float, ...]  # the fitted metric at each size
+    exponent: float | None
+    budget: float | None = None
+
+    @property
+    def zero_at(self) -> int | None:
+        """The first size at which the metric is 0 (no exponent then)."""
+        return next((s for s, v in zip(self.sizes, self.values, strict=True) if v == 0), None)
+
+    @property
+    def violation(self) -> Violation | None:
+        """The exceeded budget, if the exponent is over it."""
+        if self.budget is None or self.exponent is None:
+            return None
+        if self.exponent <= self.budget + GROWTH_TOLERANCE:
+            return None
+        return Violation(self.group, self.metric, self.exponent, self.budget)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "metric": self.metric,
+            "sizes": list(self.sizes),
+            "values": [_plain(GROWTH_OF[self.metric], v) for v in self.values],
+            "exponent": self.exponent,
+            "budget": self.budget,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GrowthResult:
+        return cls(
+            group=data["group"],
+            metric=data["metric"],
+            sizes=tuple(data["sizes"]),
+            values=tuple(data["values"]),
+            exponent=data.get("exponent"),
+            budget=data.get("budget"),
+        )
+
+
+#: A fitted exponent equal to its budget up to floating-point noise is not over it.
+GROWTH_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
 class BudgetResult:
     """The outcome of checking one model against one budget entry."""
 
@@ -280,12 +351,14 @@ class BudgetResult:
     budget_file: str | None = None
     budget_line: int | None = None
     message: str = ""  # the failure text for every outcome but "passed"
+    growth: tuple[GrowthResult, ...] = ()  # with scaling: per group and growth metric
 
     @property
     def violations(self) -> tuple[Violation, ...]:
         found = [v for group in self.groups for v in group.violations]
         if self.total is not None:
             found.extend(self.total.violations)
+        found.extend(v for g in self.growth if (v := g.violation) is not None)
         return tuple(found)
 
     @property
@@ -336,6 +409,8 @@ class BudgetResult:
             ],
             "uncounted_ops": dict(sorted(profile.uncounted_ops.items())) if profile else {},
         }
+        if self.growth:
+            data["growth"] = [g.to_dict() for g in self.growth]
         return data
 
     @classmethod
@@ -363,6 +438,7 @@ class BudgetResult:
             budget_file=data.get("budget_file"),
             budget_line=data.get("budget_line"),
             message=data.get("message", ""),
+            growth=tuple(GrowthResult.from_dict(g) for g in data.get("growth", [])),
         )
 
 

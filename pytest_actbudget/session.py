@@ -26,9 +26,20 @@ from .errors import (
     NoModelCalled,
 )
 from .grouping import auto_groups, group_profile
+from .growth import with_growth
 from .options import Options
 from .report import ReportTarget
-from .results import ABSOLUTE_METRICS, METRICS, BudgetResult, GroupResult, Profile, total_stats
+from .results import (
+    ABSOLUTE_METRICS,
+    METRICS,
+    OTHER_GROUP,
+    BudgetResult,
+    GroupResult,
+    GrowthResult,
+    Profile,
+    total_stats,
+)
+from .scaling import Scaling, ScalingError, growth_applies, measure_growth
 
 if TYPE_CHECKING:
     from .report.baseline import Baseline, Comparison
@@ -145,8 +156,12 @@ class BudgetSession:
         *,
         name: str,
         file: str | None = None,
+        scaling: Scaling | None = None,
     ) -> BudgetResult:
         """Measure ``model`` and check it against entry ``name``; raise on failure.
+
+        With ``scaling`` (or an entry with ``scaling:``) the model is also measured at
+        every size, and each group's growth exponents are fitted and checked.
 
         Raises BudgetExceeded, NoBudget, StrictFailure, MeasurementError or GroupingError
         after recording the result, so reports show failed checks too.
@@ -162,13 +177,37 @@ class BudgetSession:
             self._record(nodeid, _failed(name, nodeid, budgets.counting, display, entry, str(e)))
             raise
         try:
+            growth: tuple[GrowthResult, ...] = ()
+            if growth_applies(entry, scaling):
+                patterns = (
+                    {group.name: group.modules for group in entry.groups}
+                    if entry is not None
+                    else auto_groups(profile)
+                )
+                growth = measure_growth(
+                    lambda m, a, k: self.measure(m, a, k, budgets.counting),
+                    model,
+                    args,
+                    kwargs,
+                    name=name,
+                    entry=entry,
+                    scaling=scaling,
+                    patterns=patterns,
+                    display=display,
+                )
             if self.options.update:
-                result = self._for_update(profile, entry, name, nodeid, path, display)
+                result = self._for_update(profile, entry, name, nodeid, path, display, growth)
             elif entry is None:
                 result = unbudgeted(profile, name, nodeid=nodeid, budget_file=display)
+                result = dataclasses.replace(result, growth=growth)
             else:
                 result = evaluate(profile, entry, nodeid=nodeid, budget_file=display)
+                result = with_growth(result, growth)
                 result = self._strict_uncounted(result, entry)
+        except ScalingError as e:
+            failed = _failed(name, nodeid, budgets.counting, display, entry, str(e), profile)
+            self._record(nodeid, failed)
+            raise
         except GroupingError as e:
             line = f"{display}:{entry.line}" if entry is not None else display
             message = f"act_budget '{name}' ({line}): {e}"
@@ -207,6 +246,7 @@ class BudgetSession:
         nodeid: str,
         path: str,
         display: str,
+        growth: tuple[GrowthResult, ...] = (),
     ) -> BudgetResult:
         patterns = (
             {group.name: group.modules for group in entry.groups}
@@ -220,6 +260,7 @@ class BudgetSession:
             group_modules={group: tuple(p) for group, p in patterns.items()},
             total={metric: profile.total.metric(metric) for metric in ABSOLUTE_METRICS},
             input=_input_shape(profile),
+            growth=_exponents(growth),
         )
         self._pending.setdefault(nodeid, []).append(PendingUpdate(path, measured))
         return BudgetResult(
@@ -232,6 +273,7 @@ class BudgetSession:
             total=GroupResult(total_stats(profile)),
             budget_file=display,
             budget_line=entry.line if entry is not None else None,
+            growth=growth,
         )
 
     def _against_baseline(self, result: BudgetResult) -> BudgetResult:
@@ -463,6 +505,15 @@ def _input_shape(profile: Profile) -> tuple[int, ...] | None:
     return profile.inputs[0].shape if len(profile.inputs) == 1 else None
 
 
+def _exponents(growth: Sequence[GrowthResult]) -> dict[str, dict[str, float]]:
+    """Measured exponents per group for an update (metrics that are 0 somewhere have none)."""
+    found: dict[str, dict[str, float]] = {}
+    for g in growth:
+        if g.exponent is not None and g.group != OTHER_GROUP:
+            found.setdefault(g.group, {})[g.metric] = g.exponent
+    return found
+
+
 def _larger(a: MeasuredEntry, b: MeasuredEntry) -> MeasuredEntry:
     """Two checks of one entry in a run: budget the larger of each measurement."""
     groups = {
@@ -472,7 +523,13 @@ def _larger(a: MeasuredEntry, b: MeasuredEntry) -> MeasuredEntry:
     for name, values in a.groups.items():
         groups.setdefault(name, dict(values))
     total = {m: max(a.total.get(m, 0), b.total.get(m, 0)) for m in ABSOLUTE_METRICS}
-    return dataclasses.replace(a, groups=groups, total=total)
+    growth = {
+        group: {m: max(a.growth.get(group, {}).get(m, k), k) for m, k in exponents.items()}
+        for group, exponents in b.growth.items()
+    }
+    for group, exponents in a.growth.items():
+        growth.setdefault(group, dict(exponents))
+    return dataclasses.replace(a, groups=groups, total=total, growth=growth)
 
 
 def _entry_from_dict(data: dict[str, Any]) -> MeasuredEntry:
@@ -482,4 +539,5 @@ def _entry_from_dict(data: dict[str, Any]) -> MeasuredEntry:
         group_modules={k: tuple(v) for k, v in data["group_modules"].items()},
         total=data["total"],
         input=tuple(data["input"]) if data.get("input") is not None else None,
+        growth=data.get("growth", {}),
     )

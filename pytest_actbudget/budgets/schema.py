@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ..results import ABSOLUTE_METRICS, COUNTINGS, METRICS, OTHER_GROUP, SHARE_METRICS, TOTAL_GROUP
+from ..results import (
+    ABSOLUTE_METRICS,
+    COUNTINGS,
+    GROWTH_METRICS,
+    METRICS,
+    OTHER_GROUP,
+    SHARE_METRICS,
+    TOTAL_GROUP,
+)
 from .safe_yaml import (
     INT,
     NULL,
@@ -28,17 +36,20 @@ from .safe_yaml import (
     scalar,
     unknown_key,
 )
-from .units import parse_percent, parse_quantity
+from .scaling import ScalingSpec, read_scaling
+from .units import parse_growth_headroom, parse_percent, parse_quantity
 
 if TYPE_CHECKING:
     import yaml
 
 DEFAULT_HEADROOM = 0.10
+DEFAULT_GROWTH_HEADROOM = 0.05  # absolute, added to a measured exponent
 VERSION = 1
 
 TOP_KEYS: tuple[str, ...] = ("version", "counting", "defaults", "models")
-ENTRY_KEYS: tuple[str, ...] = ("input", "groups", "total", "allow_uncounted")
-GROUP_KEYS: tuple[str, ...] = ("modules", *METRICS)
+ENTRY_KEYS: tuple[str, ...] = ("input", "groups", "total", "allow_uncounted", "scaling")
+GROUP_KEYS: tuple[str, ...] = ("modules", *METRICS, *GROWTH_METRICS)
+DEFAULTS_KEYS: tuple[str, ...] = ("headroom", "growth_headroom")
 RESERVED_GROUPS: tuple[str, ...] = (OTHER_GROUP, TOTAL_GROUP)
 
 
@@ -50,6 +61,7 @@ class GroupBudget:
     modules: tuple[str, ...]  # fnmatch patterns over module paths
     limits: Mapping[str, float]  # metric name -> maximum (shares as fractions 0..1)
     line: int  # 1-based line of the group's key in the file
+    growth: Mapping[str, float] = field(default_factory=dict)  # flops_growth -> max exponent
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,8 @@ class ModelBudget:
     input: tuple[int, ...] | None
     allow_uncounted: tuple[str, ...]
     line: int  # 1-based line of the entry's key
+    scaling: ScalingSpec | None = None
+    total_growth: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,7 @@ class BudgetsFile:
     counting: str = "fvcore"
     headroom: float | None = None  # `defaults.headroom`, None when not set
     models: Mapping[str, ModelBudget] = field(default_factory=dict)
+    growth_headroom: float = DEFAULT_GROWTH_HEADROOM  # `defaults.growth_headroom`
 
     def headroom_for(self, given: float | None) -> float:
         """The headroom an update uses: the one given (option, ini, CLI flag), else the
@@ -167,38 +182,50 @@ class _Reader:
                 )
             counting = value.value
         headroom = None
-        for _, _, value in self.items(
-            top.get("defaults", _EMPTY), ("defaults",), ("headroom",), "a mapping (headroom: 10%)"
+        growth_headroom = DEFAULT_GROWTH_HEADROOM
+        for part, _, value in self.items(
+            top.get("defaults", _EMPTY), ("defaults",), DEFAULTS_KEYS, "a mapping (headroom: 10%)"
         ):
             try:
-                headroom = parse_percent(scalar(value))
+                if part == "growth_headroom":
+                    growth_headroom = parse_growth_headroom(scalar(value))
+                else:
+                    headroom = parse_percent(scalar(value))
             except ValueError as e:
-                self.fail(value, ("defaults", "headroom"), str(e))
+                self.fail(value, ("defaults", part), str(e))
         models = {
             name: self.entry(name, key, value)
             for name, key, value in self.items(
                 top.get("models", _EMPTY), ("models",), (), "a mapping of entry names to entries"
             )
         }
-        return BudgetsFile(self.path, True, counting, headroom, models)
+        return BudgetsFile(self.path, True, counting, headroom, models, growth_headroom)
 
     def entry(self, name: str, key: yaml.Node, node: yaml.Node) -> ModelBudget:
         keys = ("models", name)
         what = "a mapping (input, groups, total, allow_uncounted)"
         groups: list[GroupBudget] = []
         total: dict[str, float] = {}
+        total_growth: dict[str, float] = {}
+        scaling: ScalingSpec | None = None
+        growth_key: tuple[yaml.Node, tuple[str, ...]] | None = None  # the first X_growth
         shape: tuple[int, ...] | None = None
         allowed: tuple[str, ...] = ()
-        for part, _, value in self.items(node, keys, ENTRY_KEYS, what):
+        for part, part_key, value in self.items(node, keys, ENTRY_KEYS, what):
             here = (*keys, part)
             if part == "input":
                 shape = self.shape(value, here)
             elif part == "allow_uncounted":
                 allowed = self.strings(value, here, "operator names (e.g. [aten::max_pool2d])")
+            elif part == "scaling":
+                scaling = read_scaling(self.path, part_key, value, here)
             elif part == "groups":
                 what_groups = "a mapping of group names to groups"
                 for group, group_key, group_value in self.items(value, here, (), what_groups):
-                    groups.append(self.group(group, group_key, group_value, (*here, group)))
+                    read = self.group(group, group_key, group_value, (*here, group))
+                    groups.append(read)
+                    if read.growth and growth_key is None:
+                        growth_key = (group_key, (*here, group, next(iter(read.growth))))
             else:
                 for metric, metric_key, limit in self.items(
                     value, here, (), "a mapping of metric: budget"
@@ -210,12 +237,36 @@ class _Reader:
                             f"{metric!r} cannot be a budget of the total (the total is "
                             f"always 100%); valid keys: {', '.join(ABSOLUTE_METRICS)}",
                         )
+                    if metric in GROWTH_METRICS:
+                        total_growth[metric] = self.quantity(limit, (*here, metric), metric)
+                        growth_key = growth_key or (metric_key, (*here, metric))
+                        continue
                     if metric not in ABSOLUTE_METRICS:
                         self.fail(
-                            metric_key, (*here, metric), unknown_key(metric, ABSOLUTE_METRICS)
+                            metric_key,
+                            (*here, metric),
+                            unknown_key(metric, ABSOLUTE_METRICS + GROWTH_METRICS),
                         )
                     total[metric] = self.quantity(limit, (*here, metric), metric)
-        return ModelBudget(name, tuple(groups), total, shape, allowed, line_of(key))
+        if growth_key is not None and scaling is None:
+            node_at, keys_at = growth_key
+            self.fail(
+                node_at,
+                keys_at,
+                "a growth budget needs the entry to say how its inputs scale: add "
+                "'scaling: {inputs: {0: [1]}, sizes: [128, 256, 512]}' to the entry "
+                "(input position or keyword -> dimensions that take each size)",
+            )
+        return ModelBudget(
+            name,
+            tuple(groups),
+            total,
+            shape,
+            allowed,
+            line_of(key),
+            scaling=scaling,
+            total_growth=total_growth,
+        )
 
     def group(
         self, name: str, key: yaml.Node, node: yaml.Node, keys: tuple[str, ...]
@@ -231,16 +282,19 @@ class _Reader:
             )
         modules: tuple[str, ...] | None = None
         limits: dict[str, float] = {}
+        growth: dict[str, float] = {}
         for part, _, value in self.items(node, keys, GROUP_KEYS, ""):
             if part == "modules":
                 modules = self.strings(value, (*keys, part), 'module path patterns (e.g. ["0.*"])')
                 if not modules:
                     self.fail(value, (*keys, part), f"is empty; {how}")
+            elif part in GROWTH_METRICS:
+                growth[part] = self.quantity(value, (*keys, part), part)
             else:
                 limits[part] = self.quantity(value, (*keys, part), part)
         if modules is None:
             self.fail(key, keys, f"missing 'modules'; {how}")
-        return GroupBudget(name, modules, limits, line_of(key))
+        return GroupBudget(name, modules, limits, line_of(key), growth)
 
     def quantity(self, node: yaml.Node, keys: tuple[str, ...], metric: str) -> float:
         try:

@@ -14,7 +14,7 @@ import re
 from decimal import ROUND_CEILING, Context, Decimal
 from typing import Final
 
-from ..results import ABSOLUTE_METRICS, SHARE_METRICS
+from ..results import ABSOLUTE_METRICS, GROWTH_METRICS, SHARE_METRICS
 
 #: Absolute metrics measured in bytes; they take binary units too.
 BYTES_METRICS: Final = ("act_bytes", "saved_bytes")
@@ -41,12 +41,17 @@ _HOW: Final = {
     ),
     "share": "use a percentage (e.g. 15%) or a fraction between 0 and 1 (e.g. 0.15)",
     "percent": "use a percentage (e.g. 10%) or a fraction (e.g. 0.1)",
+    "growth": (
+        "use a plain number, the exponent k of metric ~ size^k (e.g. 1.05 for linear, "
+        "2.05 for quadratic growth)"
+    ),
 }
 _NOUN: Final = {
     "count": "a number",
     "bytes": "a byte size",
     "share": "a share",
     "percent": "a percentage",
+    "growth": "an exponent",
 }
 
 
@@ -57,7 +62,9 @@ def _kind(metric: str) -> str:
         return "bytes"
     if metric in COUNT_METRICS:
         return "count"
-    known = ", ".join(ABSOLUTE_METRICS + SHARE_METRICS)
+    if metric in GROWTH_METRICS:
+        return "growth"
+    known = ", ".join(ABSOLUTE_METRICS + SHARE_METRICS + GROWTH_METRICS)
     raise ValueError(f"unknown metric {metric!r}; known metrics: {known}")
 
 
@@ -104,6 +111,8 @@ def _parse(value: object, kind: str) -> Decimal:
         scale = _SI.get(unit) if unit else 1
     elif kind == "bytes":
         scale = _BYTE_UNITS.get(unit) if unit else 1
+    elif kind == "growth":
+        scale = None if unit else 1
     else:  # share / percent: '%' or nothing
         scale = 1 if not unit else (None if unit != "%" else 1)
     if scale is None:
@@ -184,6 +193,8 @@ def format_quantity(value: float, metric: str) -> str:
     if not math.isfinite(value) or value < 0 or isinstance(value, bool):
         raise ValueError(f"cannot write {value!r} as a budget for {metric}")
     number = _decimal(value)
+    if kind == "growth":
+        return _plain(number)
     if kind == "share":
         if number > 1:
             raise ValueError(f"a share cannot be more than 100%, got {value!r}")
@@ -220,6 +231,8 @@ def budget_value(measured: float, headroom: float, metric: str) -> float:
     (with headroom read as the decimal it prints as); 0 stays 0.
     """
     kind = _kind(metric)
+    if kind == "growth":
+        raise ValueError(f"{metric} is an exponent: its budget is growth_budget(...)")
     for name, number in (("measured", measured), ("headroom", headroom)):
         if isinstance(number, bool) or not math.isfinite(number) or number < 0:
             raise ValueError(f"{name} must be a finite number >= 0, got {number!r}")
@@ -239,6 +252,34 @@ def budget_value(measured: float, headroom: float, metric: str) -> float:
     return float(rounded)
 
 
+def growth_budget(exponent: float, headroom: float) -> float:
+    """The budget recorded for a growth exponent: ``exponent + headroom`` (an absolute
+    amount), rounded up to two decimals: 2.0 + 0.05 -> 2.05, 1.013 + 0.05 -> 1.07.
+
+    The exponent is first rounded to three decimals, so the floating-point noise of a
+    fit (2.0000000004) does not push an exact power law up a step.
+    """
+    for name, number in (("exponent", exponent), ("headroom", headroom)):
+        if isinstance(number, bool) or not math.isfinite(number):
+            raise ValueError(f"{name} must be a finite number, got {number!r}")
+    if headroom < 0:
+        raise ValueError(f"headroom must be >= 0, got {headroom!r}")
+    fitted = _decimal(exponent).quantize(Decimal("0.001"), context=_EXACT)
+    target = _EXACT.add(fitted, _decimal(headroom))
+    rounded = target.quantize(Decimal("0.01"), rounding=ROUND_CEILING, context=_EXACT)
+    return max(float(rounded), 0.0)
+
+
+def parse_growth_headroom(value: object) -> float:
+    """``defaults.growth_headroom``: an absolute amount added to measured exponents."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        raise ValueError(
+            f"{value!r} is a percentage; growth_headroom is an absolute amount added to "
+            "the measured exponent (e.g. 0.05)"
+        )
+    return _to_float(_parse(value, "growth"), value, _HOW["growth"])
+
+
 def human(value: float, metric: str) -> str:
     """Short display text for reports: ``472.1M``, ``29.4%``, ``1.2MiB``, ``512B``."""
     kind = _kind(metric)
@@ -246,6 +287,8 @@ def human(value: float, metric: str) -> str:
         return str(value)
     if kind == "share":
         return f"{value * 100:.1f}%"
+    if kind == "growth":
+        return f"^{value:.2f}"
     sign, size = ("-" if value < 0 else ""), abs(value)
     if kind == "bytes":
         if size < 1024:

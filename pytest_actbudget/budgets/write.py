@@ -12,22 +12,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from ..atomic import write_atomic
 from ..errors import BudgetFileError
-from ..results import TOTAL_GROUP
+from ..results import GROWTH_METRICS, TOTAL_GROUP
 from .safe_yaml import gc_paused, read_text, yaml_key, yaml_quoted
 from .schema import RESERVED_GROUPS, BudgetsFile, parse_budgets, parse_tree
-from .units import budget_value, format_percent, format_quantity
+from .units import budget_value, format_percent, format_quantity, growth_budget
 
 if TYPE_CHECKING:
     import yaml
 
 #: The metrics a new entry records, per group and for the total.
 NEW_ENTRY_METRICS: tuple[str, ...] = ("flops", "activations", "params", "act_bytes")
+#: The growth budgets an update adds to a group of an entry with ``scaling:`` that lists none.
+NEW_GROWTH_METRICS: tuple[str, ...] = ("flops_growth", "act_bytes_growth")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class MeasuredEntry:
     group_modules: Mapping[str, tuple[str, ...]]  # patterns per group, for a new entry
     total: Mapping[str, float]  # absolute metrics of the whole model
     input: tuple[int, ...] | None
+    # measured growth exponents: group (or "total") -> flops_growth -> exponent
+    growth: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class UpdateSummary:
             parts = [
                 f"{c.group}.{c.metric} {_text(c.old, c.metric)} -> {_text(c.new, c.metric)}"
                 for c in self.changes
-                if c.entry == name and c.old is not None
+                if c.entry == name
             ]
             out.append(f"{self.path}: updated {_name(name)}: {', '.join(parts)}")
         if self.unchanged:
@@ -177,17 +181,32 @@ class _Editor:
             self.changes.extend(_created_changes(entry, headroom))
             return
         budget = self.loaded.models[entry.name]
-        limits = {group.name: group.limits for group in budget.groups}
+        limits = {group.name: {**group.limits, **group.growth} for group in budget.groups}
+        scaled = budget.scaling is not None
         found: list[BudgetChange] = []
         for group, group_node in _mapping_items(_value_of(node, "groups")):
             measured = entry.groups.get(group)
             if measured is not None:
+                exponents = entry.growth.get(group, {})
                 found += self.refresh(
-                    entry.name, group, group_node, measured, limits[group], headroom
+                    entry.name,
+                    group,
+                    group_node,
+                    {**measured, **exponents},
+                    limits[group],
+                    headroom,
                 )
+                if scaled:
+                    found += self.add_growth(entry.name, group, group_node, exponents)
         total_node = _value_of(node, "total")
+        exponents = entry.growth.get(TOTAL_GROUP, {})
         found += self.refresh(
-            entry.name, TOTAL_GROUP, total_node, entry.total, budget.total, headroom
+            entry.name,
+            TOTAL_GROUP,
+            total_node,
+            {**entry.total, **exponents},
+            {**budget.total, **budget.total_growth},
+            headroom,
         )
         self.changes.extend(found)
         (self.changed if found else self.unchanged).append(entry.name)
@@ -206,7 +225,10 @@ class _Editor:
         for metric, value_node in _mapping_items(node):
             if metric == "modules" or metric not in measured:
                 continue
-            new = budget_value(measured[metric], headroom, metric)
+            if metric in GROWTH_METRICS:
+                new = growth_budget(measured[metric], self.loaded.growth_headroom)
+            else:
+                new = budget_value(measured[metric], headroom, metric)
             if new == old[metric]:
                 continue  # keep the text as written (1_500_000 stays 1_500_000)
             start, end = value_node.start_mark.index, value_node.end_mark.index
@@ -217,6 +239,41 @@ class _Editor:
             self.edits.append((start, end, written))
             found.append(BudgetChange(entry, group, metric, old[metric], new))
         return found
+
+    def add_growth(
+        self, entry: str, group: str, node: yaml.Node | None, exponents: Mapping[str, float]
+    ) -> list[BudgetChange]:
+        """A group of an entry with ``scaling:`` that lists no growth budget gets
+        NEW_GROWTH_METRICS, written into its mapping in the mapping's own style. (The
+        total gets growth budgets only where it lists them: the groups say where the
+        growth comes from.)"""
+        import yaml
+
+        if not isinstance(node, yaml.MappingNode):
+            return []  # `total:` left empty, or absent: nothing to add to
+        if any(metric in GROWTH_METRICS for metric, _ in _mapping_items(node)):
+            return []
+        values = {
+            metric: growth_budget(exponents[metric], self.loaded.growth_headroom)
+            for metric in NEW_GROWTH_METRICS
+            if metric in exponents
+        }
+        if not values:
+            return []
+        pairs = [f"{metric}: {format_quantity(v, metric)}" for metric, v in values.items()]
+        if node.flow_style:
+            if node.value:
+                at = node.value[-1][1].end_mark.index
+                self.edits.append((at, at, "".join(", " + pair for pair in pairs)))
+            else:
+                at = node.start_mark.index + 1  # just inside "{"
+                self.edits.append((at, at, ", ".join(pairs)))
+        else:
+            column = node.value[0][0].start_mark.column
+            at, prefix = self.after_line(_last_node(node).end_mark.index)
+            lines = "".join(" " * column + pair + self.newline for pair in pairs)
+            self.edits.append((at, at, prefix + lines))
+        return [BudgetChange(entry, group, metric, None, v) for metric, v in values.items()]
 
     def result(self) -> str:
         text = self.text
@@ -465,9 +522,9 @@ def _check_values(loaded: BudgetsFile, changes: Iterable[BudgetChange], path: st
         if entry is None:
             read = None
         elif change.group == TOTAL_GROUP:
-            read = entry.total.get(change.metric)
+            read = {**entry.total, **entry.total_growth}.get(change.metric)
         else:
-            limits = {g.name: g.limits for g in entry.groups}.get(change.group, {})
+            limits = {g.name: {**g.limits, **g.growth} for g in entry.groups}.get(change.group, {})
             read = limits.get(change.metric)
         if read != change.new:
             raise BudgetFileError(

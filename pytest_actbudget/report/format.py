@@ -107,8 +107,11 @@ def use_text(use: float | None) -> str:
 
 
 def over_text(violation: Violation) -> str:
-    """``+263.2%`` over an absolute budget, ``+14.4 pts`` over a share budget."""
+    """``+263.2%`` over an absolute budget, ``+14.4 pts`` over a share budget, ``+0.95``
+    over a growth exponent."""
     over = violation.over
+    if violation.is_growth:
+        return f"+{over:.2f}"
     if math.isinf(over):
         return "over a zero budget"
     if violation.is_share:
@@ -125,6 +128,8 @@ def compared(violation: Violation) -> tuple[str, str]:
         return measured, budget
     if metric in SHARE_METRICS:
         return f"{violation.measured * 100:.3f}%", f"{violation.budget * 100:.3f}%"
+    if violation.is_growth:
+        return f"^{violation.measured:.4f}", f"^{violation.budget:.4f}"
     return f"{violation.measured:,.0f}", f"{violation.budget:,.0f}"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pytest_actbudget.report import growth
 from pytest_actbudget.report.format import (
     OUTCOME_WORDS,
     bar,
@@ -93,6 +94,7 @@ def entry_lines(
         )
     if result.profile is not None:
         lines.extend(group_lines(result, palette))
+        lines.extend(growth.terminal_lines(result, palette, _INDENT))
         if result.profile.uncounted_ops:
             text = "uncounted operators: " + uncounted_text(result.profile.uncounted_ops)
             lines.append(_INDENT + palette.paint(text, "warn"))
