@@ -130,7 +130,12 @@ def violation_message(result: BudgetResult) -> str:
 
 
 def top_modules_line(result: BudgetResult, violation: Violation) -> str:
-    """The leaf modules of the offending group that weigh most in the exceeded metric."""
+    """The leaf modules of the offending group that weigh most in the exceeded metric
+    (for a growth exponent: how the metric grew, from the smallest to the largest size)."""
+    if violation.is_growth:
+        key = (violation.group, violation.metric)
+        found = next((g for g in result.growth if (g.group, g.metric) == key), None)
+        return growth_line(found) if found is not None else ""
     profile = result.profile
     if profile is None:
         return ""

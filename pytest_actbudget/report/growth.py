@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pytest_actbudget.budgets.units import human
 from pytest_actbudget.report.style import Palette
@@ -16,6 +16,8 @@ __all__ = [
     "exponent_text",
     "growth_line",
     "growth_rows",
+    "html_table",
+    "markdown_lines",
     "sizes_text",
     "terminal_lines",
 ]
@@ -117,3 +119,51 @@ def terminal_lines(result: BudgetResult, palette: Palette, indent: str = "  ") -
         line = "  ".join(parts).rstrip()
         lines.append(indent + line + (" !" if any(over) else ""))
     return lines
+
+
+def markdown_lines(result: BudgetResult, escape: Callable[[str], str]) -> list[str]:
+    """The growth table of one entry for the Markdown report (empty without growth)."""
+    if not result.growth:
+        return []
+    shown = columns(result)
+    heads = ["group", *(escape(GROWTH_OF[m]) for m in shown)]
+    lines = [
+        f"Growth over sizes {sizes_text(result.growth[0].sizes)} (exponent k of metric ~ "
+        "size^k, measured / budget):",
+        "",
+        "| " + " | ".join(heads) + " |",
+        "| :--- |" + " ---: |" * len(shown),
+    ]
+    for group, by_metric in growth_rows(result):
+        cells = []
+        for metric in shown:
+            found = by_metric.get(metric)
+            text = exponent_text(found) if found is not None else "-"
+            over = found is not None and found.violation is not None
+            cells.append(f"**{escape(text)}** ❌" if over else escape(text))
+        lines.append("| " + " | ".join([escape(group), *cells]) + " |")
+    return [*lines, ""]
+
+
+def html_table(result: BudgetResult, escape: Callable[[object], str]) -> str:
+    """The growth table of one entry for the HTML report (empty without growth)."""
+    if not result.growth:
+        return ""
+    shown = columns(result)
+    head = "".join(f"<th class=num>{escape(GROWTH_OF[m])}</th>" for m in shown)
+    rows = []
+    for group, by_metric in growth_rows(result):
+        over = any(g.violation is not None for g in by_metric.values())
+        cells = "".join(
+            f'<td class="num">{escape(exponent_text(by_metric[m]) if m in by_metric else "-")}</td>'
+            for m in shown
+        )
+        rows.append(f'<tr class="{"over" if over else "ok"}"><td>{escape(group)}</td>{cells}</tr>')
+    caption = (
+        f"Growth over sizes {sizes_text(result.growth[0].sizes)} "
+        "(exponent k of metric ~ size^k, measured / budget)"
+    )
+    return (
+        f'<p class="meta">{escape(caption)}</p><table class="growth">'
+        f"<tr><th>group</th>{head}</tr>{''.join(rows)}</table>"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pytest_actbudget.report import growth
 from pytest_actbudget.report.format import (
     OUTCOME_WORDS,
     compared,
@@ -23,6 +24,7 @@ from pytest_actbudget.report.format import (
     uncounted_text,
     use_text,
 )
+from pytest_actbudget.report.growth_chart import growth_chart
 from pytest_actbudget.report.html_charts import (
     COLOURS,
     OTHER_COLOUR,
@@ -205,6 +207,8 @@ def _entry(index: int, result: BudgetResult, baseline: Comparison | None = None)
             from pytest_actbudget.report import html_baseline
 
             parts.append(html_baseline.entry_section(against, baseline.source))
+        if result.growth:
+            parts += [growth.html_table(result, _e), growth_chart(result)]
         if result.groups:
             parts.append('<div class="charts">')
             parts.append(group_chart(result, colours, "flops", "flops_share", "FLOPs per group"))

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from pytest_actbudget.checks import top_modules_line
+from pytest_actbudget.report import growth
 from pytest_actbudget.report.format import (
     OUTCOME_WORDS,
     compared,
@@ -144,6 +145,7 @@ def _entry(
     if rows:
         heads = ("group", "flops", "share", "activations", "params", "act_bytes", "budget use")
         lines += [*_table(heads, rows, right=(1, 2, 3, 4, 5, 6)), ""]
+    lines += growth.markdown_lines(result, escape)
     tops = _top_modules(result)
     if tops:
         lines += [*(f"- {escape(line)}" for line in tops), ""]
