@@ -11,7 +11,8 @@ from dataclasses import replace
 from .budgets.schema import ModelBudget
 from .budgets.units import human
 from .grouping import auto_groups, group_profile, is_within
-from .report.format import compared, over_text
+from .guards import recorded_change
+from .report.format import compared, over_text, shape_text
 from .report.growth import growth_line
 from .results import (
     SHARE_METRICS,
@@ -72,7 +73,8 @@ def evaluate(
     )
     if not result.violations:
         return result
-    return replace(result, outcome="over_budget", message=violation_message(result))
+    message = violation_message(result, recorded_change(entry, profile))
+    return replace(result, outcome="over_budget", message=message)
 
 
 def unbudgeted(
@@ -103,8 +105,10 @@ def uncounted_offenders(profile: Profile, allowed: Sequence[str]) -> dict[str, i
     return {op: n for op, n in sorted(profile.uncounted_ops.items()) if op not in set(allowed)}
 
 
-def violation_message(result: BudgetResult) -> str:
-    """The failure text: a headline, one row per exceeded budget, the top modules."""
+def violation_message(result: BudgetResult, changed: str = "") -> str:
+    """The failure text: a headline (first what changed since the budgets were
+    recorded, when the inputs or mode did), one row per exceeded budget, the top
+    modules."""
     violations = result.violations
     count = len(violations)
     noun = "budget" if count == 1 else "budgets"
@@ -112,7 +116,8 @@ def violation_message(result: BudgetResult) -> str:
     rows = [("group", "metric", "measured", "budget", "over")]
     rows += [(v.group, v.metric, *compared(v), over_text(v)) for v in violations]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [f"act_budget '{result.name}': {count} {noun} exceeded{where}"]
+    first = f"{changed}; " if changed else ""
+    lines = [f"act_budget '{result.name}': {first}{count} {noun} exceeded{where}"]
     lines += [
         "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in rows
@@ -155,6 +160,13 @@ def top_modules_line(result: BudgetResult, violation: Violation) -> str:
     if not shown:
         return ""
     listed = ", ".join(
-        f"{layer.path} ({layer.type}) {human(layer.metric(metric), metric)}" for layer in shown
+        f"{layer.path} ({layer.type}{_shape(layer.output_shape)}) "
+        f"{human(layer.metric(metric), metric)}"
+        for layer in shown
     )
     return f"top modules in '{violation.group}' by {metric}: {listed}"
+
+
+def _shape(shape: Sequence[int] | None) -> str:
+    """`` -> 64x64x14x14``: three equal convs differ by what they emit."""
+    return "" if shape is None else f" -> {shape_text(shape, 'x')}"

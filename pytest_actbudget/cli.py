@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_actbudget.budgets.inputs import DTYPES, reproducible
 from pytest_actbudget.budgets.schema import (
     BudgetsFile,
     ModelBudget,
@@ -36,6 +37,7 @@ from pytest_actbudget.results import (
     BudgetResult,
     GroupResult,
     Profile,
+    TensorSpec,
     total_stats,
 )
 
@@ -255,10 +257,13 @@ def _init(args: argparse.Namespace) -> int:
         groups={s.name: s.metrics for s in stats if s.name in patterns},
         group_modules={group: tuple(p) for group, p in patterns.items()},
         total={metric: profile.total.metric(metric) for metric in ABSOLUTE_METRICS},
-        input=profile.inputs[0].shape if profile.inputs else None,
+        input=reproducible(profile.inputs, plain=True),
+        mode=profile.mode,
     )
     Path(args.file).parent.mkdir(parents=True, exist_ok=True)
-    summary = update_budgets(args.file, [entry], headroom, counting=counting)
+    summary = update_budgets(
+        args.file, [entry], headroom, counting=counting, metrics=budgets.metrics
+    )
     for line in summary.lines():
         print(line)
     print(f"budgets = measured x (1 + {format_percent(headroom)} headroom), rounded up")
@@ -302,13 +307,18 @@ def _patterns(entry: ModelBudget) -> dict[str, tuple[str, ...]]:
 def _measure(
     args: argparse.Namespace, counting: str, *, entry: ModelBudget | None = None
 ) -> Profile:
-    """Measure the factory's model on ``--input``, else on ``entry``'s ``input:``."""
+    """Measure the factory's model on ``--input``, else on ``entry``'s ``input:``, in
+    the entry's ``mode:`` unless ``--eval`` (else as the factory made it)."""
     from pytest_actbudget.measure.model import measure
 
     if args.input:
         shapes = [_shape(text) for text in args.input]
+        dtypes = _dtypes(args.dtype, len(shapes))
+        specs = tuple(TensorSpec(shape, dtype) for shape, dtype in zip(shapes, dtypes, strict=True))
     elif entry is not None and entry.input is not None:
-        shapes = [entry.input]
+        if args.dtype:
+            raise UsageError("--dtype goes with --input; the entry's `input:` names its own dtypes")
+        specs = entry.input
     elif entry is not None:
         raise UsageError(
             f"{args.file or 'budgets.yaml'}:{entry.line}: entry '{entry.name}' has no "
@@ -324,12 +334,13 @@ def _measure(
             "no input shape: pass --input SHAPE (e.g. --input 64,3,28,28), or --name NAME "
             "of a budgets entry with `input:`"
         )
-    dtypes = _dtypes(args.dtype, len(shapes))
     model = _load_model(args.factory)
     if args.eval:
         model.eval()
-    inputs = _inputs(shapes, dtypes)
-    return measure(model, *inputs, counting=counting)
+    elif entry is not None and entry.mode is not None:
+        model.train(entry.mode == "train")
+    positional, keywords = _inputs(specs)
+    return measure(model, *positional, counting=counting, **keywords)
 
 
 def _load_model(spec: str) -> Any:
@@ -338,6 +349,12 @@ def _load_model(spec: str) -> Any:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise UsageError(f"'{spec}': expected PKG.MODULE:FACTORY, e.g. 'mymodels.resnet:resnet18'")
+    if "/" in module_name or "\\" in module_name or module_name.endswith(".py"):
+        dotted = module_name.removesuffix(".py").replace("\\", "/").strip("/").replace("/", ".")
+        raise UsageError(
+            f"'{spec}': '{module_name}' is a file path, not a module; name the module as "
+            f"Python imports it (from the current directory): '{dotted}:{attribute}'"
+        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -381,27 +398,13 @@ def _shape(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in parts)
 
 
-_DTYPES = (
-    "float32",
-    "float16",
-    "bfloat16",
-    "float64",
-    "int64",
-    "int32",
-    "int16",
-    "int8",
-    "uint8",
-    "bool",
-)
-
-
 def _dtypes(given: Sequence[str] | None, count: int) -> list[str]:
     names = list(given or ["float32"])
     for name in names:
-        if name not in _DTYPES:
-            nearest = difflib.get_close_matches(name, _DTYPES, n=1)
+        if name not in DTYPES:
+            nearest = difflib.get_close_matches(name, DTYPES, n=1)
             hint = f" (did you mean {nearest[0]}?)" if nearest else ""
-            raise UsageError(f"--dtype '{name}'{hint}: valid dtypes are {', '.join(_DTYPES)}")
+            raise UsageError(f"--dtype '{name}'{hint}: valid dtypes are {', '.join(DTYPES)}")
     if len(names) == 1:
         return names * count
     if len(names) != count:
@@ -412,20 +415,25 @@ def _dtypes(given: Sequence[str] | None, count: int) -> list[str]:
     return names
 
 
-def _inputs(shapes: Sequence[tuple[int, ...]], dtypes: Sequence[str]) -> list[Any]:
-    """Random normal floats (seeded: the same numbers every run); zeros for integers,
-    which are valid indices for embeddings."""
+def _inputs(specs: Sequence[TensorSpec]) -> tuple[list[Any], dict[str, Any]]:
+    """Positional and keyword inputs for ``specs``: random normal floats (seeded: the
+    same numbers every run); zeros for integers, which are valid indices for embeddings."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
-    inputs = []
-    for shape, name in zip(shapes, dtypes, strict=True):
-        dtype = getattr(torch, name)
+    positional: list[Any] = []
+    keywords: dict[str, Any] = {}
+    for spec in specs:
+        dtype = getattr(torch, spec.dtype)
         if dtype.is_floating_point:
-            inputs.append(torch.randn(shape, generator=generator).to(dtype))
+            tensor = torch.randn(spec.shape, generator=generator).to(dtype)
         else:
-            inputs.append(torch.zeros(shape, dtype=dtype))
-    return inputs
+            tensor = torch.zeros(spec.shape, dtype=dtype)
+        if spec.name is None:
+            positional.append(tensor)
+        else:
+            keywords[spec.name] = tensor
+    return positional, keywords
 
 
 def _percent(text: str, option: str) -> float:

@@ -24,7 +24,14 @@ class BudgetFileError(ActBudgetError):
 
 
 class GroupingError(ActBudgetError):
-    """Group patterns do not fit the model: overlapping groups or a pattern matching nothing."""
+    """Group patterns do not fit the model: overlapping groups or a pattern matching nothing.
+
+    ``group`` is the (first) group at fault, so that the message can point at its line.
+    """
+
+    def __init__(self, message: str, group: str | None = None) -> None:
+        super().__init__(message)
+        self.group = group
 
 
 class MeasurementError(ActBudgetError):

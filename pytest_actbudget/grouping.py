@@ -43,12 +43,14 @@ def resolve(profile: Profile, groups: GroupPatterns) -> dict[str, tuple[str, ...
     known = set(paths)
     resolved: dict[str, tuple[str, ...]] = {}
     unmatched: list[str] = []
+    first: str | None = None
     for name, patterns in groups.items():
         matched: set[str] = set()
         for pattern in patterns:
             hits = match(pattern, paths, known)
             if not hits:
                 unmatched.append(_no_match_message(name, pattern, paths))
+                first = first or name
             matched |= hits
         resolved[name] = tuple(
             path
@@ -56,7 +58,7 @@ def resolve(profile: Profile, groups: GroupPatterns) -> dict[str, tuple[str, ...
             if path in matched and not any(a in matched for a in ancestors(path))
         )
     if unmatched:
-        raise GroupingError("; ".join(unmatched))
+        raise GroupingError("; ".join(unmatched), group=first)
     _reject_overlaps(resolved)
     return resolved
 
@@ -148,7 +150,8 @@ def _reject_overlaps(resolved: Mapping[str, tuple[str, ...]]) -> None:
             if owner[path] != name:
                 raise GroupingError(
                     f"module '{path}' is claimed by two groups: '{owner[path]}' and '{name}'; "
-                    "each module may belong to one group only"
+                    "each module may belong to one group only",
+                    group=name,
                 )
             for above in ancestors(path):
                 other = owner.get(above)
@@ -156,7 +159,8 @@ def _reject_overlaps(resolved: Mapping[str, tuple[str, ...]]) -> None:
                     raise GroupingError(
                         f"module '{path}' is claimed by two groups: '{name}' directly and "
                         f"'{other}' through its ancestor '{above or '(root)'}'; "
-                        "each module may belong to one group only"
+                        "each module may belong to one group only",
+                        group=name,
                     )
 
 

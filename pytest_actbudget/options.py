@@ -32,6 +32,8 @@ class Options:
     # Where pytest was started: file names in messages and reports are relative to it,
     # whatever directory a test moves to.
     start_dir: Path = Path()
+    # Why the budgets file is where it is, for the message when it is missing.
+    budgets_file_why: str = f"it is {DEFAULT_FILE} in pytest's rootdir"
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -110,10 +112,23 @@ def read_options(config: pytest.Config) -> Options:
     ini_file = config.getini("actbudget_file")
     if cli_file:
         budgets_file, given = invocation / cli_file, True
+        why = (
+            f"it was named by --actbudget-file {cli_file} (relative to the directory pytest "
+            f"was started in, {invocation})"
+        )
     elif ini_file:
         budgets_file, given = root / str(ini_file), True
+        why = (
+            f"it was named by the ini key actbudget_file = {ini_file} in {config.inipath} "
+            f"(relative to the rootdir, {root})"
+        )
     else:
         budgets_file, given = root / DEFAULT_FILE, False
+        why = (
+            f"it is {DEFAULT_FILE} in pytest's rootdir, {root} (pytest picks the rootdir from "
+            "the ini file and the arguments; neither --actbudget-file nor the ini key "
+            "actbudget_file names another file)"
+        )
 
     headroom_text = config.getoption("actbudget_headroom") or config.getini("actbudget_headroom")
     headroom = None
@@ -157,6 +172,7 @@ def read_options(config: pytest.Config) -> Options:
         depth=_depth(config),
         baseline=_baseline_path(config, ini_base),
         start_dir=invocation,
+        budgets_file_why=why,
     )
 
 

@@ -159,7 +159,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if budget_session is None or hasattr(config, "workeroutput"):
         return
     color = terminalreporter.hasmarkup and "NO_COLOR" not in os.environ
-    lines = budget_session.summary(color=color)
+    lines = budget_session.summary(color=color, exitstatus=exitstatus)
     if lines:
         terminalreporter.write_sep("=", "act budget summary")
     for text, red in lines:
@@ -175,7 +175,7 @@ def _check_recorded(item: pytest.Item, call: Any) -> None:
     from .session import junit_properties
 
     result = budget_session.check(
-        item.nodeid, call.module, call.args, call.kwargs, name=name, file=file
+        item.nodeid, call.module, call.args, call.kwargs, name=name, file=file, others=call.others
     )
     item.user_properties.extend(junit_properties(result))
 

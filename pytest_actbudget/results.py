@@ -37,17 +37,22 @@ TOTAL_GROUP = "total"
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """Shape and dtype of one tensor (dtype as torch names it, without ``torch.``)."""
+    """Shape and dtype of one tensor (dtype as torch names it, without ``torch.``);
+    ``name`` is the forward's keyword for a keyword input, None for a positional one."""
 
     shape: tuple[int, ...]
     dtype: str
+    name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "dtype": self.dtype}
+        data: dict[str, Any] = {"shape": list(self.shape), "dtype": self.dtype}
+        if self.name is not None:
+            data["name"] = self.name
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
-        return cls(shape=tuple(data["shape"]), dtype=data["dtype"])
+        return cls(shape=tuple(data["shape"]), dtype=data["dtype"], name=data.get("name"))
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ class Profile:
     counting: str  # "fvcore" | "macs"
     layers: tuple[LayerStats, ...]
     uncounted_ops: Mapping[str, int] = field(default_factory=dict)
+    mode: str | None = None  # "train" | "eval": the root module's training flag
 
     @property
     def total(self) -> LayerStats:
@@ -150,7 +156,14 @@ class Profile:
             "counting": self.counting,
             "layers": [layer.to_dict() for layer in self.layers],
             "uncounted_ops": dict(sorted(self.uncounted_ops.items())),
+            "mode": self.mode,
         }
+
+    def __str__(self) -> str:
+        """The per-layer table (fastai ``learn.summary`` style), as ``-v`` shows it."""
+        from .report.terminal import profile_text
+
+        return profile_text(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Profile:
@@ -160,6 +173,7 @@ class Profile:
             counting=data["counting"],
             layers=tuple(LayerStats.from_dict(layer) for layer in data["layers"]),
             uncounted_ops=dict(data.get("uncounted_ops", {})),
+            mode=data.get("mode"),
         )
 
 
@@ -352,6 +366,11 @@ class BudgetResult:
     budget_line: int | None = None
     message: str = ""  # the failure text for every outcome but "passed"
     growth: tuple[GrowthResult, ...] = ()  # with scaling: per group and growth metric
+    #: What a reader should know that does not fail a normal run: groups without a
+    #: budget, slack budgets, other models the test called (``--actbudget-strict``
+    #: fails on the first two).
+    notes: tuple[str, ...] = ()
+    other_models: tuple[str, ...] = ()  # classes of other models with parameters called
 
     @property
     def violations(self) -> tuple[Violation, ...]:
@@ -408,6 +427,9 @@ class BudgetResult:
                 for layer in (profile.layers if profile else ())
             ],
             "uncounted_ops": dict(sorted(profile.uncounted_ops.items())) if profile else {},
+            "mode": profile.mode if profile else None,
+            "notes": list(self.notes),
+            "other_models": list(self.other_models),
         }
         if self.growth:
             data["growth"] = [g.to_dict() for g in self.growth]
@@ -439,6 +461,8 @@ class BudgetResult:
             budget_line=data.get("budget_line"),
             message=data.get("message", ""),
             growth=tuple(GrowthResult.from_dict(g) for g in data.get("growth", [])),
+            notes=tuple(data.get("notes", ())),
+            other_models=tuple(data.get("other_models", ())),
         )
 
 

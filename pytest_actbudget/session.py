@@ -27,6 +27,7 @@ from .errors import (
 )
 from .grouping import auto_groups, group_profile
 from .growth import with_growth
+from .guards import other_models, slack, unguarded
 from .options import Options
 from .report import ReportTarget
 from .results import (
@@ -37,6 +38,7 @@ from .results import (
     GroupResult,
     GrowthResult,
     Profile,
+    TensorSpec,
     total_stats,
 )
 from .scaling import Scaling, ScalingError, growth_applies, measure_growth
@@ -50,7 +52,7 @@ USAGE_ERROR = 4
 
 
 class StrictFailure(AssertionError):
-    """``--actbudget-strict`` found operators that were not counted and not allowed."""
+    """``--actbudget-strict`` found uncounted operators, unguarded groups or slack budgets."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class PendingUpdate:
 
     budget_file: str
     entry: MeasuredEntry
+    order: int = 0  # the test's index in the collection: entries are created in test order
 
 
 class BudgetSession:
@@ -82,6 +85,7 @@ class BudgetSession:
         self.updates: list[PendingUpdate] = []
         self.update_summaries: list[UpdateSummary] = []
         self.strict_problems: list[str] = []
+        self.refused_updates: list[str] = []  # entries checked with different inputs/modes
         self.write_errors: list[str] = []
         self.reports_written: list[ReportTarget] = []
         self.full_run = True
@@ -127,12 +131,39 @@ class BudgetSession:
         """The budgets file at ``path``, loaded once per run."""
         loaded = self._files.get(path)
         if loaded is None:
+            loaded = load_budgets(path)
             # A file named on purpose (option, ini, marker) must exist, unless this run
             # is the one that creates it.
             named = path != str(self.options.budgets_file) or self.options.budgets_file_given
-            loaded = load_budgets(path, must_exist=named and not self.options.update)
+            if named and not loaded.exists and not self.options.update:
+                raise BudgetFileError(
+                    f"{self._absolute(path)}: the budgets file does not exist; "
+                    f"{self._why(path)}. Check the path, or create the file with "
+                    "`pytest --actbudget-update`",
+                    path=path,
+                )
             self._files[path] = loaded
         return loaded
+
+    def _absolute(self, path: str) -> str:
+        return str((self.options.start_dir / path).resolve())
+
+    def _why(self, path: str) -> str:
+        """Why pytest-actbudget looked for the budgets file at ``path``."""
+        if path != str(self.options.budgets_file):
+            return (
+                "it was named by a marker's file= (relative to the folder of "
+                f"{self._absolute(str(self.options.budgets_file))})"
+            )
+        return self.options.budgets_file_why
+
+    def missing_file_text(self, name: str, path: str) -> str:
+        """The failure text of a check whose budgets file does not exist."""
+        return (
+            f"no budget '{name}': {self._absolute(path)} does not exist; {self._why(path)}. "
+            "Run pytest where that file is, or point to it with --actbudget-file PATH (or the "
+            "ini key actbudget_file); to create it there, run `pytest --actbudget-update`"
+        )
 
     # -- checking -------------------------------------------------------------------
 
@@ -157,11 +188,14 @@ class BudgetSession:
         name: str,
         file: str | None = None,
         scaling: Scaling | None = None,
+        others: Sequence[str] = (),
     ) -> BudgetResult:
         """Measure ``model`` and check it against entry ``name``; raise on failure.
 
         With ``scaling`` (or an entry with ``scaling:``) the model is also measured at
         every size, and each group's growth exponents are fitted and checked.
+        ``others`` are the classes of the other models with parameters the test called
+        (the marker measures one of them); the result names them.
 
         Raises BudgetExceeded, NoBudget, StrictFailure, MeasurementError or GroupingError
         after recording the result, so reports show failed checks too.
@@ -196,25 +230,39 @@ class BudgetSession:
                     display=display,
                 )
             if self.options.update:
-                result = self._for_update(profile, entry, name, nodeid, path, display, growth)
+                plain = _plain_inputs(args, kwargs)
+                result = self._for_update(
+                    profile, entry, name, nodeid, path, display, growth, plain
+                )
             elif entry is None:
                 result = unbudgeted(profile, name, nodeid=nodeid, budget_file=display)
                 result = dataclasses.replace(result, growth=growth)
+                if not budgets.exists:
+                    result = dataclasses.replace(result, message=self.missing_file_text(name, path))
             else:
                 result = evaluate(profile, entry, nodeid=nodeid, budget_file=display)
                 result = with_growth(result, growth)
-                result = self._strict_uncounted(result, entry)
+                result = self._guarded(result, entry, budgets, display)
         except ScalingError as e:
             failed = _failed(name, nodeid, budgets.counting, display, entry, str(e), profile)
             self._record(nodeid, failed)
             raise
         except GroupingError as e:
-            line = f"{display}:{entry.line}" if entry is not None else display
+            # A pattern that matches nothing is the group's mistake: point at its line.
+            at = entry.line_of(e.group) if entry is not None and e.group else None
+            at = at or (entry.line if entry is not None else None)
+            line = f"{display}:{at}" if at is not None else display
             message = f"act_budget '{name}' ({line}): {e}"
             self._record(
                 nodeid, _failed(name, nodeid, budgets.counting, display, entry, message, profile)
             )
             raise GroupingError(message) from None
+        if others:
+            result = dataclasses.replace(
+                result,
+                notes=(*other_models(profile.model, others), *result.notes),
+                other_models=tuple(others),
+            )
         result = self._against_baseline(result)
         self._record(nodeid, result)
         if result.outcome == "over_budget":
@@ -247,7 +295,10 @@ class BudgetSession:
         path: str,
         display: str,
         growth: tuple[GrowthResult, ...] = (),
+        plain: bool = True,
     ) -> BudgetResult:
+        from .budgets.inputs import reproducible
+
         patterns = (
             {group.name: group.modules for group in entry.groups}
             if entry is not None
@@ -259,10 +310,13 @@ class BudgetSession:
             groups={s.name: s.metrics for s in stats if s.name in patterns},
             group_modules={group: tuple(p) for group, p in patterns.items()},
             total={metric: profile.total.metric(metric) for metric in ABSOLUTE_METRICS},
-            input=_input_shape(profile),
+            input=reproducible(profile.inputs, plain),
+            mode=profile.mode,
+            nodeid=nodeid,
             growth=_exponents(growth),
         )
-        self._pending.setdefault(nodeid, []).append(PendingUpdate(path, measured))
+        order = self._order.get(nodeid, len(self._order))
+        self._pending.setdefault(nodeid, []).append(PendingUpdate(path, measured, order))
         return BudgetResult(
             name=name,
             nodeid=nodeid,
@@ -288,17 +342,38 @@ class BudgetSession:
         """This run's results against the baseline, when one was given."""
         return self.baseline.compare(self.results) if self.baseline is not None else None
 
-    def _strict_uncounted(self, result: BudgetResult, entry: ModelBudget) -> BudgetResult:
+    def _guarded(
+        self, result: BudgetResult, entry: ModelBudget, budgets: BudgetsFile, display: str
+    ) -> BudgetResult:
+        """Note unguarded groups and slack budgets; under --actbudget-strict they fail the
+        check, as do operators that were not counted and are not allowed."""
+        notes = [
+            *unguarded(result, entry, display),
+            *slack(result, entry, display, budgets.min_use),
+        ]
+        result = dataclasses.replace(result, notes=tuple(notes))
         if not self.options.strict or result.profile is None or result.outcome != "passed":
             return result
+        problems = list(notes)
         offenders = uncounted_offenders(result.profile, entry.allow_uncounted)
-        if not offenders:
+        if offenders:
+            listed = ", ".join(f"{op} x{n}" for op, n in offenders.items())
+            allowed = ", ".join([*entry.allow_uncounted, *offenders])
+            problems.insert(
+                0,
+                f"{display}:{entry.line}: entry '{result.name}': {len(offenders)} "
+                f"operator(s) were not counted, so their cost is in no budget: {listed}; "
+                f"to accept that, put this line in the entry:\n      allow_uncounted: [{allowed}]",
+            )
+        if not problems:
             return result
-        listed = ", ".join(f"{op} x{n}" for op, n in offenders.items())
-        message = (
-            f"act_budget '{result.name}': {len(offenders)} operator(s) were not counted "
-            f"(--actbudget-strict): {listed}; count them or allow them with "
-            f"`allow_uncounted: [{', '.join(offenders)}]` in the entry ({result.location})"
+        noun = "problem" if len(problems) == 1 else "problems"
+        message = "\n".join(
+            [
+                f"act_budget '{result.name}': {len(problems)} {noun} under --actbudget-strict "
+                f"({result.location})",
+                *(f"  {problem}" for problem in problems),
+            ]
         )
         return dataclasses.replace(result, outcome="error", message=message)
 
@@ -322,7 +397,8 @@ class BudgetSession:
                 {"order": list(r.order), "result": r.result.to_dict()} for r in self.records
             ],
             "updates": [
-                {"file": u.budget_file, "entry": dataclasses.asdict(u.entry)} for u in self.updates
+                {"file": u.budget_file, "entry": _entry_to_dict(u.entry), "order": u.order}
+                for u in self.updates
             ],
             "full_run": self.full_run,
             "referenced": sorted(self.referenced),
@@ -334,7 +410,11 @@ class BudgetSession:
             index, nth = record["order"]
             self.records.append(Recorded((index, nth), BudgetResult.from_dict(record["result"])))
         for update in data.get("updates", []):
-            self.updates.append(PendingUpdate(update["file"], _entry_from_dict(update["entry"])))
+            self.updates.append(
+                PendingUpdate(
+                    update["file"], _entry_from_dict(update["entry"]), update.get("order", 0)
+                )
+            )
         self.full_run = self.full_run and bool(data.get("full_run", True))
         self.referenced.update((file, name) for file, name in data.get("referenced", []))
 
@@ -361,7 +441,8 @@ class BudgetSession:
         self.write_errors.extend(self.write_reports())
         if self.write_errors:
             return USAGE_ERROR
-        return TESTS_FAILED if self.find_strict_problems() else None
+        failed = self.find_strict_problems() or self.refused_updates
+        return TESTS_FAILED if failed else None
 
     def write_reports(self) -> list[str]:
         """Write every report asked for; one message per report that could not be written."""
@@ -382,10 +463,14 @@ class BudgetSession:
                 self.reports_written.append(report)
         return errors
 
-    def summary(self, *, color: bool) -> list[tuple[str, bool]]:
-        """The ``act budget summary`` section as (line, in red) pairs; empty for none."""
+    def summary(self, *, color: bool, exitstatus: int = 0) -> list[tuple[str, bool]]:
+        """The ``act budget summary`` section as (line, in red) pairs; empty for none.
+
+        The headline counts the run's own problems (strict, refused updates), and is red
+        whenever the run fails, so that a failed job never reads as green."""
         results = self.results
         lines = [(line, False) for s in self.update_summaries for line in s.lines()]
+        lines += [(f"ERROR: {refused}", True) for refused in self.refused_updates]
         lines += [(problem, True) for problem in self.strict_problems]
         lines += [(f"ERROR: {error}", True) for error in self.write_errors]
         if not results and not lines:
@@ -393,12 +478,15 @@ class BudgetSession:
         if results:
             from .report import terminal
 
+            failed = bool(exitstatus or self.strict_problems or self.refused_updates)
             text = terminal.render(
                 results,
                 verbose=self.options.verbose > 0,
                 color=color,
                 depth=self.options.depth,
                 baseline=self.comparison(),
+                problems=self._problem_counts(),
+                failed=failed or bool(self.write_errors),
             )
             lines.insert(0, (text, False))
         lines += [
@@ -407,22 +495,70 @@ class BudgetSession:
         ]
         return lines
 
+    def _problem_counts(self) -> list[str]:
+        """The run's own failures as the headline counts them."""
+        counts = []
+        if self.strict_problems:
+            n = len(self.strict_problems)
+            counts.append(f"{n} {'entry' if n == 1 else 'entries'} no test checked (strict)")
+        if self.refused_updates:
+            n = len(self.refused_updates)
+            counts.append(f"{n} {'update' if n == 1 else 'updates'} refused")
+        return counts
+
     def write_updates(self) -> None:
-        """Record the measured budgets of every check whose test passed, one write per file."""
-        by_file: dict[str, dict[str, MeasuredEntry]] = {}
-        for update in self.updates:
+        """Record the measured budgets of every check whose test passed, one write per
+        file, new entries in test order. An entry whose tests measured it with different
+        inputs or modes is refused: one entry records one input."""
+        by_file: dict[str, dict[str, list[MeasuredEntry]]] = {}
+        for update in sorted(self.updates, key=lambda u: u.order):
             entries = by_file.setdefault(update.budget_file, {})
-            previous = entries.get(update.entry.name)
-            entries[update.entry.name] = (
-                update.entry if previous is None else _larger(previous, update.entry)
-            )
+            entries.setdefault(update.entry.name, []).append(update.entry)
         for path, entries in sorted(by_file.items()):
             budgets = self.budgets(path)
+            ordered = []
+            for name, measured in entries.items():
+                refused = self._mixed_inputs(path, budgets, name, measured)
+                if refused:
+                    self.refused_updates.append(refused)
+                    continue
+                merged = measured[0]
+                for other in measured[1:]:
+                    merged = _larger(merged, other)
+                ordered.append(merged)
+            if not ordered:
+                continue
             headroom = budgets.headroom_for(self.options.headroom)
-            ordered = [entries[name] for name in sorted(entries)]
             self.update_summaries.append(
-                update_budgets(path, ordered, headroom, counting=budgets.counting)
+                update_budgets(
+                    path, ordered, headroom, counting=budgets.counting, metrics=budgets.metrics
+                )
             )
+
+    def _mixed_inputs(
+        self, path: str, budgets: BudgetsFile, name: str, measured: Sequence[MeasuredEntry]
+    ) -> str:
+        from .budgets.inputs import input_text
+
+        kinds: dict[tuple[Any, ...], list[str]] = {}
+        for entry in measured:
+            kinds.setdefault((entry.input, entry.mode), []).append(entry.nodeid)
+        if len(kinds) < 2:
+            return ""
+        existing = budgets.models.get(name)
+        where = _display(path, self.options.start_dir)
+        where += f":{existing.line}" if existing is not None else ""
+        listed = "; ".join(
+            f"{', '.join(dict.fromkeys(nodeids))} with input "
+            f"{input_text(inputs) if inputs else '(not recordable)'} {mode}"
+            for (inputs, mode), nodeids in kinds.items()
+        )
+        return (
+            f"{where}: entry '{name}' was checked with different inputs or modes: {listed}. "
+            "One entry records one input and mode, so nothing was recorded for it; give "
+            "each test its own entry name (without a name the marker uses the test's "
+            "name, which differs per parametrization)"
+        )
 
     def find_strict_problems(self) -> list[str]:
         """Entries of the budgets file that no test checked in a full run."""
@@ -501,8 +637,11 @@ def _failed(
     )
 
 
-def _input_shape(profile: Profile) -> tuple[int, ...] | None:
-    return profile.inputs[0].shape if len(profile.inputs) == 1 else None
+def _plain_inputs(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
+    """Every input a tensor of its own (what ``input:`` can write down)."""
+    import torch
+
+    return all(isinstance(value, torch.Tensor) for value in (*args, *kwargs.values()))
 
 
 def _exponents(growth: Sequence[GrowthResult]) -> dict[str, dict[str, float]]:
@@ -532,12 +671,21 @@ def _larger(a: MeasuredEntry, b: MeasuredEntry) -> MeasuredEntry:
     return dataclasses.replace(a, groups=groups, total=total, growth=growth)
 
 
+def _entry_to_dict(entry: MeasuredEntry) -> dict[str, Any]:
+    data = dataclasses.asdict(entry)
+    data["input"] = [spec.to_dict() for spec in entry.input] if entry.input is not None else None
+    return data
+
+
 def _entry_from_dict(data: dict[str, Any]) -> MeasuredEntry:
+    specs = data.get("input")
     return MeasuredEntry(
         name=data["name"],
         groups=data["groups"],
         group_modules={k: tuple(v) for k, v in data["group_modules"].items()},
         total=data["total"],
-        input=tuple(data["input"]) if data.get("input") is not None else None,
+        input=tuple(TensorSpec.from_dict(s) for s in specs) if specs is not None else None,
+        mode=data.get("mode"),
+        nodeid=data.get("nodeid", ""),
         growth=data.get("growth", {}),
     )

@@ -11,6 +11,7 @@ import pytest
 
 from pytest_actbudget.budgets.schema import BudgetsFile, GroupBudget, load_budgets, parse_budgets
 from pytest_actbudget.errors import BudgetFileError
+from pytest_actbudget.results import TensorSpec
 
 DESIGN_EXAMPLE = """\
 version: 1
@@ -41,6 +42,11 @@ NOT_ALLOWED = (
     "(strings, numbers, lists and mappings)"
 )
 INPUT_HOW = "expected a list of positive integers (e.g. [64, 3, 28, 28]), got"
+INPUTS_HOW = (
+    "expected a shape ([64, 3, 28, 28]), a list of tensors ([[4, 3, 64, 64], {shape: [4], "
+    "dtype: int64}]) or a mapping of positions and keyword names to tensors "
+    "({0: [4, 3, 64, 64], mask: {shape: [4, 64], dtype: bool}}), got"
+)
 MODULES_HOW = 'expected a list of module path patterns (e.g. ["0.*"]), got'
 LIST_MODULES = 'list the module path patterns of the group (e.g. modules: ["0.*"])'
 TOTAL_KEYS = "valid keys: flops, activations, params, act_bytes, saved_bytes"
@@ -69,7 +75,7 @@ def test_design_example(tmp_path: Path) -> None:
     assert budgets.headroom == 0.1
     entry = budgets.models["resnet18-mnist"]
     assert entry.line == 7  # the line of the 'resnet18-mnist:' key
-    assert entry.input == (64, 3, 28, 28)
+    assert entry.input == (TensorSpec((64, 3, 28, 28), "float32"),)
     assert entry.allow_uncounted == ()
     assert entry.groups[0] == GroupBudget(
         name="stem",
@@ -293,7 +299,8 @@ def test_the_path_as_given_names_the_file(tmp_path: Path, monkeypatch: pytest.Mo
         ),
         (
             "version: 1\nmodels:\n  a: [1]\n",
-            "3: models.a: expected a mapping (input, groups, total, allow_uncounted), got a list",
+            "3: models.a: expected a mapping (input, mode, groups, total, allow_uncounted), "
+            "got a list",
         ),
         (
             "version: 1\ncounting: macs\n",
@@ -346,11 +353,11 @@ def test_the_path_as_given_names_the_file(tmp_path: Path, monkeypatch: pytest.Mo
         ),
         (
             "version: 1\nmodels:\n  a: {input: 64x3x28x28}\n",
-            f"3: models.a.input: {INPUT_HOW} '64x3x28x28'",
+            f"3: models.a.input: {INPUTS_HOW} '64x3x28x28'",
         ),
         (
             "version: 1\nmodels:\n  a: {input: []}\n",
-            f"3: models.a.input: {INPUT_HOW} a list",
+            f"3: models.a.input: {INPUTS_HOW} a list",
         ),
         (
             "version: 1\nmodels:\n  a: {input: [64, 0]}\n",

@@ -21,6 +21,7 @@ from pytest_actbudget.budgets.write import (
     update_budgets,
 )
 from pytest_actbudget.errors import BudgetFileError
+from pytest_actbudget.results import TensorSpec
 
 
 def measured(flops: float, activations: float, params: float, act_bytes: float) -> dict[str, float]:
@@ -49,7 +50,7 @@ ENTRY = MeasuredEntry(
     groups={"0": STEM, "1": HEAD},
     group_modules={"0": ("0",), "1": ("1",)},
     total={**TOTAL, "saved_bytes": 0},
-    input=(64, 3, 28, 28),
+    input=(TensorSpec((64, 3, 28, 28), "float32"),),
 )
 # With 10% headroom, each value x 1.1 rounded up to 3 significant digits:
 #   118,013,952 x 1.1 = 129,815,347.2 -> 130M      802,816 x 1.1 = 883,097.6 -> 884K
@@ -109,6 +110,7 @@ version: 1
 defaults: {headroom: 10%}
 models:
   resnet18-mnist:   # the fastai example
+    input: [64, 3, 28, 28]
     total: {params: 12M, flops: "1G"}
 
     groups:
@@ -124,20 +126,31 @@ models:
 """
 
 
+FILLED_BEFORE = '"1": {modules: ["1"]}'
+FILLED_AFTER = (
+    '"1": {modules: ["1"], flops: 361K, activations: 704, params: 5.64K, act_bytes: 2.75KiB}'
+)
+
+
 def test_updates_values_in_place_and_keeps_everything_else(tmp_path: Path) -> None:
     path = tmp_path / "budgets.yaml"
     path.write_text(HAND_WRITTEN, encoding="utf-8")
     summary = update_budgets(path, [ENTRY], 0.1)
     # Only the values of listed metrics change (130M, 884K for "0"; 16K and 131M for
-    # the total); "1" lists no metric, other-model was not measured.
+    # the total); "1" lists no metric, so it gets the default four (the numbers of
+    # NEW_ENTRY); other-model was not measured; `input:` is what was measured.
     assert path.read_text(encoding="utf-8") == HAND_WRITTEN.replace(
         'total: {params: 12M, flops: "1G"}', "total: {params: 16K, flops: 131M}"
-    ).replace("flops: 1_500_000 ", "flops: 130M ").replace("activations: 1.2M", "activations: 884K")
+    ).replace("flops: 1_500_000 ", "flops: 130M ").replace(
+        "activations: 1.2M", "activations: 884K"
+    ).replace(FILLED_BEFORE, FILLED_AFTER)
     assert summary.changed == ("resnet18-mnist",)
     assert not summary.created_file and summary.created == ()
     assert summary.lines() == [
         f"{path}: updated 'resnet18-mnist': 0.flops 1.5M -> 130M, "
-        "0.activations 1.2M -> 884K, total.params 12M -> 16K, total.flops 1G -> 131M"
+        "0.activations 1.2M -> 884K, 1.flops 361K (new), 1.activations 704 (new), "
+        "1.params 5.64K (new), 1.act_bytes 2.75KiB (new), total.params 12M -> 16K, "
+        "total.flops 1G -> 131M"
     ]
 
 
@@ -146,6 +159,7 @@ def test_unchanged_values_keep_their_spelling_and_no_write(tmp_path: Path) -> No
     text = HAND_WRITTEN.replace("flops: 1_500_000", "flops: 130_000_000")
     text = text.replace("activations: 1.2M", "activations: 884_000")
     text = text.replace('total: {params: 12M, flops: "1G"}', 'total: {params: "16_000"}')
+    text = text.replace(FILLED_BEFORE, FILLED_AFTER)
     path.write_text(text, encoding="utf-8")
     before = path.stat()
     summary = update_budgets(path, [ENTRY], 0.1)

@@ -33,6 +33,7 @@ from test_report_samples import make_result
 from pytest_actbudget.budgets.schema import load_budgets
 from pytest_actbudget.cli import main
 from pytest_actbudget.report.json import render
+from pytest_actbudget.results import TensorSpec
 
 TINYNET = textwrap.dedent(
     """
@@ -302,7 +303,8 @@ def test_init_writes_a_starter_entry_with_automatic_groups(project: Path) -> Non
     assert run.returncode == 0, run.stderr
     budgets = load_budgets(project / "conf" / "budgets.yaml", must_exist=True)
     entry = budgets.models["tiny"]
-    assert entry.input == (2, 3, 16, 16)
+    assert entry.input == (TensorSpec((2, 3, 16, 16), "float32"),)
+    assert entry.mode == "train"  # as the factory made it
     assert [(g.name, g.modules) for g in entry.groups] == [
         ("0", ("0",)), ("1", ("1",)), ("2", ("2",)), ("3", ("3",)), ("4", ("4",))
     ]  # fmt: skip
@@ -341,7 +343,8 @@ def test_init_refuses_an_existing_entry_unless_forced(
     # An existing entry keeps its shape and comments: its one budget is re-recorded,
     # 278,528 flops rounded up to 3 significant digits.
     assert (project / "budgets.yaml").read_text(encoding="utf-8") == (
-        "version: 1\nmodels:\n  # the tiny one\n  tiny:\n    total: {flops: 279K}\n"
+        "version: 1\nmodels:\n  # the tiny one\n  tiny:\n    input: [2, 3, 16, 16]\n"
+        "    mode: train\n    total: {flops: 279K}\n"
     )
     assert main([*args[:-1], "other", "--counting", "macs"]) == 2
     assert "counts flops as 'fvcore'; --counting macs would mix units" in capsys.readouterr().err
@@ -486,6 +489,7 @@ def test_init_force_rerecords_every_budget_of_a_hand_grouped_entry(grouped: Path
         "models:\n"
         "  tiny:\n"
         "    input: [2, 3, 16, 16]\n"
+        "    mode: train\n"
         "    groups:\n"
         '      stem: {modules: ["0", "1"], flops: 111K, flops_share: 39.8%}\n'
         '      late: {modules: ["2*"], flops: 148K, activations: 2.05K}\n'
@@ -495,7 +499,8 @@ def test_init_force_rerecords_every_budget_of_a_hand_grouped_entry(grouped: Path
         "    total: {flops: 1}\n"
     )
     assert run.stdout.splitlines()[0] == (
-        "budgets.yaml: updated 'tiny': stem.flops 1 -> 111K, stem.flops_share 10% -> 39.8%, "
+        "budgets.yaml: updated 'tiny': mode train (new), stem.flops 1 -> 111K, "
+        "stem.flops_share 10% -> 39.8%, "
         "late.flops 1 -> 148K, late.activations 1 -> 2.05K, head.params 1 -> 10.3K, "
         "total.flops 1 -> 279K, total.params 1 -> 11.7K"
     )

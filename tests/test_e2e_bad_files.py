@@ -204,6 +204,10 @@ def test_a_missing_file_named_on_the_command_line(pytester: pytest.Pytester, mod
     args = ("-n", "2") if mode == "n2" else ()
     result = pytester.runpytest_subprocess(*QUIET, "--actbudget-file", "nope.yaml", *args)
     assert_one_usage_error(
-        result, f"ERROR: {pytester.path / 'nope.yaml'}: no such file; check --actbudget-file*"
+        result,
+        f"ERROR: {pytester.path.resolve() / 'nope.yaml'}: the budgets file does not exist; it "
+        "was named by --actbudget-file nope.yaml (relative to the directory pytest was started "
+        f"in, {pytester.path}). Check the path, or create the file with "
+        "`pytest --actbudget-update`",
     )
     assert snapshot(pytester.path) == before

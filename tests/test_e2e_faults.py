@@ -375,7 +375,7 @@ def test_marked_tests_with_faults(pytester: pytest.Pytester) -> None:
         assert results[name]["total"]["flops"] == 32  # module docstring
     # The call that raised was not kept: the good one was measured, 3 x 4 x 4 = 48.
     assert results["recovers"]["total"]["flops"] == 48
-    assert results["recovers"]["inputs"] == [{"shape": [3, 4], "dtype": "float32"}]
+    assert results["recovers"]["inputs"] == [{"shape": [3, 4], "dtype": "float32", "name": "x"}]
     assert "always_call" not in output  # no hook of ours failed on the way
     # Only the entries of tests that passed were recorded.
     recorded = load_budgets(pytester.path / "budgets.yaml").models

@@ -112,6 +112,8 @@ NEW = (
     .replace("flops: 1M}\n      head", "flops: 20.3K}\n      head")
     .replace('["2"], flops: 1M}', '["2"], flops: 458}')
     .replace("total: {flops: 10M}", "total: {flops: 38.8K}")
+    # What the budgets were recorded with: the test's input, the model's training flag.
+    .replace("  small-cnn:\n", "  small-cnn:\n    input: [1, 3, 16, 16]\n    mode: train\n")
 )
 
 
@@ -351,7 +353,12 @@ def test_only_tests_that_passed_are_recorded(
     # and fixture-then-fails fail (2); setup-error and teardown-error error (2).
     result.assert_outcomes(passed=4, failed=2, errors=2)
     # "interrupted" passed this time: its total is the measured 38.8K (docstring).
-    assert budgets.read_text().startswith(HEADER + INTERRUPTED.replace("flops: 7M", "flops: 38.8K"))
+    assert budgets.read_text().startswith(
+        HEADER
+        + INTERRUPTED.replace("flops: 7M", "flops: 38.8K").replace(
+            "# keep\n", "# keep\n    input: [1, 3, 16, 16]\n    mode: train\n"
+        )
+    )
     assert sorted(load_budgets(budgets).models) == sorted(
         [*KEPT_NAMES, "interrupted", "passes", "after-interrupt"]
     )

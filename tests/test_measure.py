@@ -206,7 +206,11 @@ def test_forward_kwargs_and_dict_inputs() -> None:
     both = measure(Scaled(), x, scale=2.0, extra={"bias_input": torch.randn(2, 3)})
     assert both.total.flops == 24
     assert both.layer("fc").calls == 2
-    assert both.inputs == (TensorSpec((2, 3), "float32"), TensorSpec((2, 3), "float32"))
+    # A keyword input's tensors carry the keyword's name (here nested in a dict).
+    assert both.inputs == (
+        TensorSpec((2, 3), "float32"),
+        TensorSpec((2, 3), "float32", name="extra"),
+    )
 
 
 @pytest.mark.parametrize("kind", ["dict", "tuple", "dataclass"])

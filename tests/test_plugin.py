@@ -91,7 +91,9 @@ def test_record_pass_fail_and_record_again(project: pytest.Pytester) -> None:
         [
             "*act_budget 'small-cnn': * exceeded (budgets.yaml:*)",
             "*0 * flops * 131.1K * 36.1K * +263.1%*",
-            "*top modules in '0' by flops: 0.0 (Conv2d) 110.6K, 0.1 (BatchNorm2d) 20.5K*",
+            # With each module's output shape: 2 x 8 channels x 16 x 16 at stride 1.
+            "*top modules in '0' by flops: 0.0 (Conv2d -> 2x8x16x16) 110.6K, "
+            "0.1 (BatchNorm2d -> 2x8x16x16) 20.5K*",
         ]
     )
     assert budgets.read_text().startswith("# reviewed by the perf team\n")

@@ -44,7 +44,9 @@ def test_an_entry_over_budget_reads_header_violation_groups_and_total() -> None:
         "",
         "stem-over  OVER BUDGET  Sequential(64x3x28x28 float32)  fvcore  budgets.yaml:4",
         "  tests/test_models.py::test_stem",
-        "  over: stem flops 118.8M > budget 100.0M (+18.8%)",
+        # One line per failed entry; the violation table is the test's failure text.
+        "  1 budget exceeded, most: stem flops 118.8M > budget 100.0M (+18.8%); the table is "
+        "in the test's failure, under FAILURES",
         "  group       flops   share             activations    params  act_bytes    use",
         "  stem       118.8M  100.0% ██████████       802.8K      9.5K     6.1MiB   119% !",
         "  head        41.0K    0.0%                     640       650     2.5KiB    65%",
@@ -179,7 +181,7 @@ def test_a_violation_that_rounds_to_its_budget_shows_exact_numbers() -> None:
     # 10,186 params against 10,180 both read 10.2K; exact numbers show why it failed:
     # 10,186 / 10,180 - 1 = 0.06% -> +0.1%.
     text = render([make_result(total_budgets={"params": 10_180})])
-    assert "  over: total params 10,186 > budget 10,180 (+0.1%)\n" in text
+    assert "  1 budget exceeded, most: total params 10,186 > budget 10,180 (+0.1%);" in text
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,9 @@ from ..results import (
     OTHER_GROUP,
     SHARE_METRICS,
     TOTAL_GROUP,
+    TensorSpec,
 )
+from .inputs import DTYPES, MODES
 from .safe_yaml import (
     INT,
     NULL,
@@ -44,12 +46,17 @@ if TYPE_CHECKING:
 
 DEFAULT_HEADROOM = 0.10
 DEFAULT_GROWTH_HEADROOM = 0.05  # absolute, added to a measured exponent
+#: What update fills into a group (or ``total``) that lists no metric.
+DEFAULT_METRICS: tuple[str, ...] = ("flops", "activations", "params", "act_bytes")
+#: A budget used less than this is slack: it guards nothing.
+DEFAULT_MIN_USE = 0.50
 VERSION = 1
 
 TOP_KEYS: tuple[str, ...] = ("version", "counting", "defaults", "models")
-ENTRY_KEYS: tuple[str, ...] = ("input", "groups", "total", "allow_uncounted", "scaling")
+DEFAULTS_KEYS: tuple[str, ...] = ("headroom", "metrics", "min_use", "growth_headroom")
+DEFAULT_KEYS = DEFAULTS_KEYS
+ENTRY_KEYS: tuple[str, ...] = ("input", "mode", "groups", "total", "allow_uncounted", "scaling")
 GROUP_KEYS: tuple[str, ...] = ("modules", *METRICS, *GROWTH_METRICS)
-DEFAULTS_KEYS: tuple[str, ...] = ("headroom", "growth_headroom")
 RESERVED_GROUPS: tuple[str, ...] = (OTHER_GROUP, TOTAL_GROUP)
 
 
@@ -71,11 +78,19 @@ class ModelBudget:
     name: str
     groups: tuple[GroupBudget, ...]
     total: Mapping[str, float]  # metric -> maximum for the whole model
-    input: tuple[int, ...] | None
+    input: tuple[TensorSpec, ...] | None  # `input:`, as recorded by update
     allow_uncounted: tuple[str, ...]
     line: int  # 1-based line of the entry's key
     scaling: ScalingSpec | None = None
     total_growth: Mapping[str, float] = field(default_factory=dict)
+    mode: str | None = None  # `mode:` train | eval
+    total_line: int | None = None  # line of `total:`, when the entry has one
+
+    def line_of(self, group: str) -> int:
+        """The line of a group (or ``total``) of this entry, else the entry's line."""
+        if group == TOTAL_GROUP:
+            return self.total_line or self.line
+        return next((g.line for g in self.groups if g.name == group), self.line)
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,8 @@ class BudgetsFile:
     headroom: float | None = None  # `defaults.headroom`, None when not set
     models: Mapping[str, ModelBudget] = field(default_factory=dict)
     growth_headroom: float = DEFAULT_GROWTH_HEADROOM  # `defaults.growth_headroom`
+    metrics: tuple[str, ...] = DEFAULT_METRICS  # `defaults.metrics`
+    min_use: float = DEFAULT_MIN_USE  # `defaults.min_use`
 
     def headroom_for(self, given: float | None) -> float:
         """The headroom an update uses: the one given (option, ini, CLI flag), else the
@@ -183,38 +200,75 @@ class _Reader:
             counting = value.value
         headroom = None
         growth_headroom = DEFAULT_GROWTH_HEADROOM
-        for part, _, value in self.items(
-            top.get("defaults", _EMPTY), ("defaults",), DEFAULTS_KEYS, "a mapping (headroom: 10%)"
+        metrics = DEFAULT_METRICS
+        min_use = DEFAULT_MIN_USE
+        for key, _, value in self.items(
+            top.get("defaults", _EMPTY),
+            ("defaults",),
+            DEFAULT_KEYS,
+            "a mapping (headroom: 10%, metrics: [...], min_use: 50%)",
         ):
+            here = ("defaults", key)
+            if key == "metrics":
+                metrics = self.metric_names(value, here)
+                continue
             try:
-                if part == "growth_headroom":
+                if key == "growth_headroom":
                     growth_headroom = parse_growth_headroom(scalar(value))
-                else:
-                    headroom = parse_percent(scalar(value))
+                    continue
+                share = parse_percent(scalar(value))
             except ValueError as e:
-                self.fail(value, ("defaults", part), str(e))
+                self.fail(value, here, str(e))
+            if key == "headroom":
+                headroom = share
+            elif share > 1:
+                self.fail(value, here, f"{describe(value)} is over 100%; use e.g. 50%")
+            else:
+                min_use = share
         models = {
             name: self.entry(name, key, value)
             for name, key, value in self.items(
                 top.get("models", _EMPTY), ("models",), (), "a mapping of entry names to entries"
             )
         }
-        return BudgetsFile(self.path, True, counting, headroom, models, growth_headroom)
+        return BudgetsFile(
+            self.path, True, counting, headroom, models, growth_headroom, metrics, min_use
+        )
+
+    def metric_names(self, node: yaml.Node, keys: tuple[str, ...]) -> tuple[str, ...]:
+        names = self.strings(node, keys, "metric names (e.g. [flops, activations])")
+        if not names:
+            self.fail(node, keys, f"is empty; list some of {', '.join(METRICS)}")
+        for item, name in zip(node.value, names, strict=True):
+            if name not in METRICS:
+                self.fail(item, keys, unknown_key(name, METRICS))
+        return names
 
     def entry(self, name: str, key: yaml.Node, node: yaml.Node) -> ModelBudget:
         keys = ("models", name)
-        what = "a mapping (input, groups, total, allow_uncounted)"
+        what = "a mapping (input, mode, groups, total, allow_uncounted)"
         groups: list[GroupBudget] = []
         total: dict[str, float] = {}
         total_growth: dict[str, float] = {}
         scaling: ScalingSpec | None = None
         growth_key: tuple[yaml.Node, tuple[str, ...]] | None = None  # the first X_growth
-        shape: tuple[int, ...] | None = None
+        inputs: tuple[TensorSpec, ...] | None = None
+        mode: str | None = None
+        total_line: int | None = None
         allowed: tuple[str, ...] = ()
         for part, part_key, value in self.items(node, keys, ENTRY_KEYS, what):
             here = (*keys, part)
             if part == "input":
-                shape = self.shape(value, here)
+                inputs = self.inputs(value, here)
+            elif part == "mode":
+                if value.tag != STR or value.value not in MODES:
+                    self.fail(
+                        value,
+                        here,
+                        f"{describe(value)} is not a mode; use train or eval (the root "
+                        "module's training flag when it was measured)",
+                    )
+                mode = value.value
             elif part == "allow_uncounted":
                 allowed = self.strings(value, here, "operator names (e.g. [aten::max_pool2d])")
             elif part == "scaling":
@@ -227,6 +281,7 @@ class _Reader:
                     if read.growth and growth_key is None:
                         growth_key = (group_key, (*here, group, next(iter(read.growth))))
             else:
+                total_line = line_of(part_key)
                 for metric, metric_key, limit in self.items(
                     value, here, (), "a mapping of metric: budget"
                 ):
@@ -261,9 +316,11 @@ class _Reader:
             name,
             tuple(groups),
             total,
-            shape,
+            inputs,
             allowed,
             line_of(key),
+            mode=mode,
+            total_line=total_line,
             scaling=scaling,
             total_growth=total_growth,
         )
@@ -313,11 +370,65 @@ class _Reader:
                 self.fail(item, keys, f"expected a list of {what}, got {describe(item)}{hint}")
         return tuple(str(item.value) for item in node.value)
 
-    def shape(self, node: yaml.Node, keys: tuple[str, ...]) -> tuple[int, ...]:
+    def inputs(self, node: yaml.Node, keys: tuple[str, ...]) -> tuple[TensorSpec, ...]:
+        """``input:``: one shape, a list of tensors, or a mapping of positions and
+        keyword names to tensors (see budgets/inputs.py)."""
+        import yaml
+
+        if isinstance(node, yaml.SequenceNode) and node.value:
+            if all(isinstance(item, yaml.ScalarNode) for item in node.value):
+                return (TensorSpec(self.dims(node, keys, allow_empty=False), "float32"),)
+            return tuple(self.tensor(item, keys) for item in node.value)
+        if isinstance(node, yaml.MappingNode) and node.value:
+            positional: dict[int, TensorSpec] = {}
+            named: list[TensorSpec] = []
+            for key, value in node.value:
+                if key.tag == INT and isinstance(scalar(key), int) and scalar(key) >= 0:
+                    positional[scalar(key)] = self.tensor(value, (*keys, key.value))
+                elif key.tag == STR and key.value.isidentifier():
+                    spec = self.tensor(value, (*keys, key.value))
+                    named.append(TensorSpec(spec.shape, spec.dtype, key.value))
+                else:
+                    self.fail(
+                        key,
+                        keys,
+                        f"{describe(key)} is neither an input position (0, 1, ...) nor a "
+                        "keyword name of the forward",
+                    )
+            if sorted(positional) != list(range(len(positional))):
+                listed = ", ".join(str(p) for p in sorted(positional))
+                self.fail(node, keys, f"positions {listed}: expected 0, 1, ... with none left out")
+            return (*(positional[p] for p in sorted(positional)), *named)
+        self.fail(node, keys, f"{_INPUT_HOW}, got {describe(node)}")
+
+    def tensor(self, node: yaml.Node, keys: tuple[str, ...]) -> TensorSpec:
+        """One tensor of ``input:``: ``[dims]`` (float32) or ``{shape: [dims], dtype: X}``."""
+        import yaml
+
+        if isinstance(node, yaml.SequenceNode):
+            return TensorSpec(self.dims(node, keys, allow_empty=False), "float32")
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, keys, f"{_INPUT_HOW}, got {describe(node)}")
+        found = {name: value for name, _, value in self.items(node, keys, ("shape", "dtype"), "")}
+        if "shape" not in found:
+            self.fail(node, keys, "missing 'shape' (e.g. {shape: [4, 128], dtype: int64})")
+        shape = self.dims(found["shape"], (*keys, "shape"), allow_empty=True)
+        dtype = found.get("dtype")
+        if dtype is None:
+            return TensorSpec(shape, "float32")
+        if dtype.tag != STR or dtype.value not in DTYPES:
+            self.fail(
+                dtype,
+                (*keys, "dtype"),
+                f"{describe(dtype)} is not a dtype; use one of {', '.join(DTYPES)}",
+            )
+        return TensorSpec(shape, dtype.value)
+
+    def dims(self, node: yaml.Node, keys: tuple[str, ...], *, allow_empty: bool) -> tuple[int, ...]:
         import yaml
 
         how = "expected a list of positive integers (e.g. [64, 3, 28, 28])"
-        if not isinstance(node, yaml.SequenceNode) or not node.value:
+        if not isinstance(node, yaml.SequenceNode) or not (node.value or allow_empty):
             self.fail(node, keys, f"{how}, got {describe(node)}")
         dims = []
         for item in node.value:
@@ -326,6 +437,13 @@ class _Reader:
                 self.fail(item, keys, f"{how}, got {describe(item)}")
             dims.append(value)
         return tuple(dims)
+
+
+_INPUT_HOW = (
+    "expected a shape ([64, 3, 28, 28]), a list of tensors ([[4, 3, 64, 64], {shape: [4], "
+    "dtype: int64}]) or a mapping of positions and keyword names to tensors "
+    "({0: [4, 3, 64, 64], mask: {shape: [4, 64], dtype: bool}})"
+)
 
 
 class _Empty:

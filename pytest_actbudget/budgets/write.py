@@ -18,16 +18,25 @@ from typing import TYPE_CHECKING, NoReturn
 
 from ..atomic import write_atomic
 from ..errors import BudgetFileError
-from ..results import GROWTH_METRICS, TOTAL_GROUP
+from ..results import ABSOLUTE_METRICS, GROWTH_METRICS, TOTAL_GROUP, TensorSpec
+from .inputs import input_text
 from .safe_yaml import gc_paused, read_text, yaml_key, yaml_quoted
-from .schema import RESERVED_GROUPS, BudgetsFile, parse_budgets, parse_tree
+from .schema import (
+    DEFAULT_METRICS,
+    RESERVED_GROUPS,
+    BudgetsFile,
+    ModelBudget,
+    parse_budgets,
+    parse_tree,
+)
 from .units import budget_value, format_percent, format_quantity, growth_budget
 
 if TYPE_CHECKING:
     import yaml
 
-#: The metrics a new entry records, per group and for the total.
-NEW_ENTRY_METRICS: tuple[str, ...] = ("flops", "activations", "params", "act_bytes")
+#: The metrics a new entry records, per group and for the total, unless the file's
+#: ``defaults.metrics`` says otherwise.
+NEW_ENTRY_METRICS: tuple[str, ...] = DEFAULT_METRICS
 #: The growth budgets an update adds to a group of an entry with ``scaling:`` that lists none.
 NEW_GROWTH_METRICS: tuple[str, ...] = ("flops_growth", "act_bytes_growth")
 
@@ -40,7 +49,9 @@ class MeasuredEntry:
     groups: Mapping[str, Mapping[str, float]]  # group -> metric -> measured (all METRICS)
     group_modules: Mapping[str, tuple[str, ...]]  # patterns per group, for a new entry
     total: Mapping[str, float]  # absolute metrics of the whole model
-    input: tuple[int, ...] | None
+    input: tuple[TensorSpec, ...] | None  # None: the inputs cannot be written as `input:`
+    mode: str | None = None  # "train" | "eval"; None leaves `mode:` alone
+    nodeid: str = ""  # the test that measured it, for messages
     # measured growth exponents: group (or "total") -> flops_growth -> exponent
     growth: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
@@ -66,6 +77,7 @@ class UpdateSummary:
     changed: tuple[str, ...]  # existing entries with at least one new value
     unchanged: tuple[str, ...]  # existing entries whose budgets already matched
     changes: tuple[BudgetChange, ...]
+    recorded: tuple[tuple[str, str], ...] = ()  # (entry, "input [..] -> [..]") rewrites
 
     @property
     def written(self) -> bool:
@@ -79,8 +91,11 @@ class UpdateSummary:
             count = len({c.group for c in self.changes if c.entry == name} - {TOTAL_GROUP})
             out.append(f"{self.path}: created entry {_name(name)} ({_plural(count, 'group')})")
         for name in self.changed:
-            parts = [
+            parts = [text for entry, text in self.recorded if entry == name]
+            parts += [
                 f"{c.group}.{c.metric} {_text(c.old, c.metric)} -> {_text(c.new, c.metric)}"
+                if c.old is not None
+                else f"{c.group}.{c.metric} {_text(c.new, c.metric)} (new)"
                 for c in self.changes
                 if c.entry == name
             ]
@@ -97,25 +112,28 @@ def update_budgets(
     headroom: float,
     *,
     counting: str = "fvcore",
+    metrics: Sequence[str] = NEW_ENTRY_METRICS,
 ) -> UpdateSummary:
     """Record ``measured x (1 + headroom)`` (rounded up, see ``units.budget_value``) for
     ``entries`` in the budgets file at ``path``.
 
     A missing file is created (``counting`` and ``headroom`` become its header). An
     existing entry gets new values for the metrics it already lists, in its groups and
-    its total; a missing entry is appended with automatic groups. Everything else stays
-    byte for byte. Raises BudgetFileError when the file is invalid or cannot be edited
-    in place; nothing is written then.
+    its total, and ``metrics`` (the file's ``defaults.metrics``) for a group or total
+    that lists none; its ``input:`` and ``mode:`` are rewritten. A missing entry is
+    appended with automatic groups. Everything else stays byte for byte. Raises
+    BudgetFileError when the file is invalid or cannot be edited in place; nothing is
+    written then.
     """
     name = str(path)
     # One entry per name, the last measurement winning; no reserved group names.
     entries = list({entry.name: _unreserved(entry) for entry in entries}.values())
     text = read_text(Path(path), name, must_exist=False)
     if text is None:
-        body = "".join(_entry_text(entry, headroom, 2, 2) for entry in entries)
+        body = "".join(_entry_text(entry, headroom, 2, 2, metrics) for entry in entries)
         new_text = _header(counting, headroom) + "models:\n" + body
         loaded = _validated(new_text, name)
-        changes = tuple(c for entry in entries for c in _created_changes(entry, headroom))
+        changes = tuple(c for entry in entries for c in _created_changes(entry, headroom, metrics))
         _check_values(loaded, changes, name)
         _write(Path(path), new_text, name)
         created = tuple(entry.name for entry in entries)
@@ -123,7 +141,7 @@ def update_budgets(
     # libyaml's marks do not count a byte order mark (PyYAML's do): edit without it.
     bom = "\ufeff" if text.startswith("\ufeff") else ""
     with gc_paused():  # node trees are large and acyclic (see budgets_yaml.gc_paused)
-        editor = _Editor(text[len(bom) :], name, headroom)
+        editor = _Editor(text[len(bom) :], name, headroom, metrics)
         for entry in entries:
             editor.record(entry)
         new_text = bom + editor.result()
@@ -139,18 +157,20 @@ def update_budgets(
         tuple(editor.changed),
         tuple(editor.unchanged),
         tuple(editor.changes),
+        tuple(editor.recorded),
     )
 
 
 class _Editor:
     """Collects span replacements and appended entries for one file's text."""
 
-    def __init__(self, text: str, path: str, headroom: float) -> None:
+    def __init__(self, text: str, path: str, headroom: float, metrics: Sequence[str]) -> None:
         import yaml
 
         self.text = text
         self.path = path
         self.headroom = headroom
+        self.metrics = tuple(metrics)
         self.newline = _newline_of(text)
         self.loaded, self.root = parse_tree(text, path)  # an invalid file is never edited
         if "*" in text and _shares_nodes(self.root):
@@ -167,6 +187,7 @@ class _Editor:
         self.changed: list[str] = []
         self.unchanged: list[str] = []
         self.changes: list[BudgetChange] = []
+        self.recorded: list[tuple[str, str]] = []
         assert isinstance(self.root, yaml.MappingNode)  # validated above
         self.models = _value_of(self.root, "models")
         self.entry_nodes = dict(_mapping_items(self.models))
@@ -178,7 +199,7 @@ class _Editor:
         if node is None:
             self.new_entries.append(entry)
             self.created.append(entry.name)
-            self.changes.extend(_created_changes(entry, headroom))
+            self.changes.extend(_created_changes(entry, headroom, self.metrics))
             return
         budget = self.loaded.models[entry.name]
         limits = {group.name: {**group.limits, **group.growth} for group in budget.groups}
@@ -186,8 +207,10 @@ class _Editor:
         found: list[BudgetChange] = []
         for group, group_node in _mapping_items(_value_of(node, "groups")):
             measured = entry.groups.get(group)
-            if measured is not None:
-                exponents = entry.growth.get(group, {})
+            if measured is None:
+                continue
+            exponents = entry.growth.get(group, {})
+            if limits[group]:
                 found += self.refresh(
                     entry.name,
                     group,
@@ -196,20 +219,54 @@ class _Editor:
                     limits[group],
                     headroom,
                 )
-                if scaled:
-                    found += self.add_growth(entry.name, group, group_node, exponents)
+            else:  # a group that lists no metric gets the file's default metrics
+                found += self.fill(entry.name, group, group_node, measured, self.metrics)
+            if scaled:
+                found += self.add_growth(entry.name, group, group_node, exponents)
         total_node = _value_of(node, "total")
         exponents = entry.growth.get(TOTAL_GROUP, {})
-        found += self.refresh(
-            entry.name,
-            TOTAL_GROUP,
-            total_node,
-            {**entry.total, **exponents},
-            {**budget.total, **budget.total_growth},
-            headroom,
-        )
+        if budget.total or budget.total_growth:
+            found += self.refresh(
+                entry.name,
+                TOTAL_GROUP,
+                total_node,
+                {**entry.total, **exponents},
+                {**budget.total, **budget.total_growth},
+                headroom,
+            )
+        elif entry.total:
+            absolute = [m for m in self.metrics if m in ABSOLUTE_METRICS]
+            if total_node is None:
+                found += self.append_key(entry.name, node, entry.total, absolute)
+            else:
+                found += self.fill(entry.name, TOTAL_GROUP, total_node, entry.total, absolute)
+        rewrote = self.rerecord(entry, node, budget)
         self.changes.extend(found)
-        (self.changed if found else self.unchanged).append(entry.name)
+        (self.changed if found or rewrote else self.unchanged).append(entry.name)
+
+    def rerecord(self, entry: MeasuredEntry, node: yaml.Node, budget: ModelBudget) -> bool:
+        """Rewrite the entry's ``input:`` and ``mode:`` to what was measured now."""
+        pairs: list[tuple[str, str]] = []
+        if entry.input is not None and entry.input != budget.input:
+            pairs.append(("input", input_text(entry.input)))
+        if entry.mode is not None and entry.mode != budget.mode:
+            pairs.append(("mode", entry.mode))
+        missing: list[tuple[str, str]] = []
+        for key, written in pairs:
+            old = budget.input if key == "input" else budget.mode
+            if old is None:
+                self.recorded.append((entry.name, f"{key} {written} (new)"))
+            else:
+                before = input_text(budget.input) if budget.input else str(budget.mode)
+                self.recorded.append((entry.name, f"{key} {before} -> {written}"))
+            value = _value_of(node, key)
+            if old is not None and value is not None:
+                self.edits.append((value.start_mark.index, value.end_mark.index, written))
+            else:
+                missing.append((key, written))
+        if missing:
+            self.insert_first(node, missing)
+        return bool(pairs)
 
     def refresh(
         self,
@@ -275,15 +332,107 @@ class _Editor:
             self.edits.append((at, at, prefix + lines))
         return [BudgetChange(entry, group, metric, None, v) for metric, v in values.items()]
 
+    def fill(
+        self,
+        entry: str,
+        group: str,
+        node: yaml.Node | None,
+        measured: Mapping[str, float],
+        metrics: Sequence[str],
+    ) -> list[BudgetChange]:
+        """Add ``metrics`` to a group (or ``total``) that lists none: inside its flow
+        mapping, as lines of its block mapping, or in place of an empty value."""
+        import yaml
+
+        values = self.values(measured, metrics)
+        if node is None or not values:
+            return []
+        pairs = [(metric, format_quantity(new, metric)) for metric, new in values]
+        flow = "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
+        start, end = node.start_mark.index, node.end_mark.index
+        if isinstance(node, yaml.MappingNode) and node.value and node.flow_style:
+            at = node.value[-1][1].end_mark.index
+            self.edits.append((at, at, "".join(f", {k}: {v}" for k, v in pairs)))
+        elif isinstance(node, yaml.MappingNode) and node.value:
+            self.add_lines(node, pairs)
+        elif start == end:  # `total:` with nothing after it
+            self.edits.append((start, end, " " + flow))
+        else:  # `{}` or `~`
+            self.edits.append((start, end, flow))
+        return [BudgetChange(entry, group, metric, None, new) for metric, new in values]
+
+    def append_key(
+        self, entry: str, node: yaml.Node, measured: Mapping[str, float], metrics: Sequence[str]
+    ) -> list[BudgetChange]:
+        """Add ``total: {...}`` to an entry that has no ``total`` key."""
+        import yaml
+
+        values = self.values(measured, metrics)
+        if not isinstance(node, yaml.MappingNode) or not node.value or not values:
+            return []
+        flow = "{" + ", ".join(f"{m}: {format_quantity(v, m)}" for m, v in values) + "}"
+        if node.flow_style:
+            at = node.value[-1][1].end_mark.index
+            self.edits.append((at, at, f", total: {flow}"))
+        else:
+            self.add_lines(node, [("total", flow)])
+        return [BudgetChange(entry, TOTAL_GROUP, metric, None, new) for metric, new in values]
+
+    def insert_first(self, node: yaml.Node, pairs: Sequence[tuple[str, str]]) -> None:
+        """Put ``key: value`` pairs (``input:``, ``mode:``) after the entry's ``input:``
+        or ``mode:`` when it has one, else first in its mapping."""
+        import yaml
+
+        if not isinstance(node, yaml.MappingNode) or not node.value:
+            return  # an empty entry: nothing recorded yet to say what it was run with
+        anchor = next((v for k, v in reversed(node.value) if k.value in ("input", "mode")), None)
+        if node.flow_style:
+            if anchor is not None:
+                at = anchor.end_mark.index
+                self.edits.append((at, at, "".join(f", {k}: {v}" for k, v in pairs)))
+            else:
+                at = node.start_mark.index + 1
+                self.edits.append((at, at, "".join(f"{k}: {v}, " for k, v in pairs)))
+            return
+        first = node.value[0][0]
+        pad = " " * first.start_mark.column
+        if anchor is not None:
+            at, prefix = self.after_line(anchor.end_mark.index)
+        else:
+            at, prefix = first.start_mark.index - first.start_mark.column, ""
+        lines = "".join(f"{pad}{k}: {v}{self.newline}" for k, v in pairs)
+        self.edits.append((at, at, prefix + lines))
+
+    def add_lines(self, node: yaml.MappingNode, pairs: Sequence[tuple[str, str]]) -> None:
+        """Append ``key: value`` lines to a block mapping, indented like its keys."""
+        pad = " " * node.value[0][0].start_mark.column
+        at, prefix = self.after_line(_last_node(node).end_mark.index)
+        lines = "".join(f"{pad}{k}: {v}{self.newline}" for k, v in pairs)
+        self.edits.append((at, at, prefix + lines))
+
+    def values(
+        self, measured: Mapping[str, float], metrics: Sequence[str]
+    ) -> list[tuple[str, float]]:
+        return [
+            (metric, budget_value(measured[metric], self.headroom, metric))
+            for metric in metrics
+            if metric in measured
+        ]
+
     def result(self) -> str:
         text = self.text
         if self.new_entries:
             at, prefix, indent, step = self.insertion()
             body = "".join(
-                _entry_text(entry, self.headroom, indent, step) for entry in self.new_entries
+                _entry_text(entry, self.headroom, indent, step, self.metrics)
+                for entry in self.new_entries
             )
             self.edits.append((at, at, prefix + body.replace("\n", self.newline)))
-        for start, end, written in sorted(self.edits, reverse=True):
+        # From the end of the text backwards; of two edits at one offset the one
+        # planned first must come first in the text, so it is applied last.
+        order = sorted(range(len(self.edits)), key=lambda i: (self.edits[i][0], i), reverse=True)
+        for index in order:
+            start, end, written = self.edits[index]
             text = text[:start] + written + text[end:]
         return text
 
@@ -400,36 +549,41 @@ def _header(counting: str, headroom: float) -> str:
     )
 
 
-def _entry_text(entry: MeasuredEntry, headroom: float, indent: int, step: int) -> str:
-    """A new entry as a block: ``input``, one flow mapping per group, ``total``."""
+def _entry_text(
+    entry: MeasuredEntry, headroom: float, indent: int, step: int, metrics: Sequence[str]
+) -> str:
+    """A new entry as a block: ``input``, ``mode``, one flow mapping per group, ``total``."""
     pad, inner = " " * indent, " " * (indent + step)
     lines = [f"{pad}{yaml_key(entry.name)}:"]
     if entry.input is not None:
-        lines.append(f"{inner}input: [{', '.join(str(d) for d in entry.input)}]")
+        lines.append(f"{inner}input: {input_text(entry.input)}")
+    if entry.mode is not None:
+        lines.append(f"{inner}mode: {entry.mode}")
     groups = [g for g in entry.group_modules if g in entry.groups]
     if groups:
         lines.append(f"{inner}groups:")
     for group in groups:
         patterns = ", ".join(yaml_quoted(p) for p in entry.group_modules[group])
-        fields = ", ".join(
-            filter(None, [f"modules: [{patterns}]", _flow_values(entry.groups[group], headroom)])
-        )
+        values = _flow_values(entry.groups[group], headroom, metrics)
+        fields = ", ".join(filter(None, [f"modules: [{patterns}]", values]))
         lines.append(f"{inner}{' ' * step}{yaml_key(group)}: {{{fields}}}")
-    total = _flow_values(entry.total, headroom)
+    total = _flow_values(entry.total, headroom, [m for m in metrics if m in ABSOLUTE_METRICS])
     if total:
         lines.append(f"{inner}total: {{{total}}}")
     return "\n".join(lines) + "\n"
 
 
-def _flow_values(measured: Mapping[str, float], headroom: float) -> str:
+def _flow_values(measured: Mapping[str, float], headroom: float, metrics: Sequence[str]) -> str:
     return ", ".join(
         f"{metric}: {format_quantity(budget_value(measured[metric], headroom, metric), metric)}"
-        for metric in NEW_ENTRY_METRICS
+        for metric in metrics
         if metric in measured
     )
 
 
-def _created_changes(entry: MeasuredEntry, headroom: float) -> list[BudgetChange]:
+def _created_changes(
+    entry: MeasuredEntry, headroom: float, metrics: Sequence[str]
+) -> list[BudgetChange]:
     changes = [
         BudgetChange(
             entry.name, group, metric, None, budget_value(values[metric], headroom, metric)
@@ -437,13 +591,13 @@ def _created_changes(entry: MeasuredEntry, headroom: float) -> list[BudgetChange
         for group, values in (
             (g, entry.groups[g]) for g in entry.group_modules if g in entry.groups
         )
-        for metric in NEW_ENTRY_METRICS
+        for metric in metrics
         if metric in values
     ]
     changes += [
         BudgetChange(entry.name, TOTAL_GROUP, m, None, budget_value(entry.total[m], headroom, m))
-        for m in NEW_ENTRY_METRICS
-        if m in entry.total
+        for m in metrics
+        if m in entry.total and m in ABSOLUTE_METRICS
     ]
     return changes
 

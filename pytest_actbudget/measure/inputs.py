@@ -71,8 +71,9 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def tensor_spec(tensor: torch.Tensor) -> TensorSpec:
-    return TensorSpec(shape=tuple(tensor.shape), dtype=dtype_name(tensor.dtype))
+def tensor_spec(tensor: torch.Tensor, name: str | None = None) -> TensorSpec:
+    """Shape and dtype of ``tensor``; ``name`` is its forward keyword, if any."""
+    return TensorSpec(shape=tuple(tensor.shape), dtype=dtype_name(tensor.dtype), name=name)
 
 
 def tensor_bytes(tensor: torch.Tensor) -> int:

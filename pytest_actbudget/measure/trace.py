@@ -22,7 +22,7 @@ from pytest_actbudget.measure.handles import HANDLES
 from pytest_actbudget.measure.hooks import ModelState, Recorder
 from pytest_actbudget.measure.inputs import iter_tensors, replace_tensors, tensor_spec
 from pytest_actbudget.measure.meta import cpu_like_meta, int_shapes
-from pytest_actbudget.results import LayerStats, Profile
+from pytest_actbudget.results import LayerStats, Profile, TensorSpec
 
 #: Name of the user's model inside the wrapper that binds its inputs.
 _INNER = "model"
@@ -129,12 +129,18 @@ def trace_profile(
         uncounted = Counter(analysis.unsupported_ops(""))
     finally:
         state.restore()
-    return _profile(model, tensors, counting, paths, recorder, counts, uncounted)
+    specs = (
+        *(tensor_spec(t) for arg in inputs for t in iter_tensors(arg)),
+        *(tensor_spec(t, key) for key, value in kwargs.items() for t in iter_tensors(value)),
+    )
+    mode = "train" if model.training else "eval"  # restored above: as the user left it
+    return _profile(model, specs, mode, counting, paths, recorder, counts, uncounted)
 
 
 def _profile(
     model: nn.Module,
-    tensors: tuple[torch.Tensor, ...],
+    inputs: tuple[TensorSpec, ...],
+    mode: str,
     counting: str,
     paths: dict[nn.Module, str],
     recorder: Recorder,
@@ -178,10 +184,11 @@ def _profile(
         )
     return Profile(
         model=type(model).__name__,
-        inputs=tuple(tensor_spec(t) for t in tensors),
+        inputs=inputs,
         counting=counting,
         layers=tuple(layers),
         uncounted_ops=dict(sorted(uncounted.items())),
+        mode=mode,
     )
 
 

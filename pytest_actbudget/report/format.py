@@ -59,8 +59,10 @@ def ordered(results: Iterable[BudgetResult]) -> list[BudgetResult]:
     return sorted(results, key=lambda result: _OUTCOME_RANK.get(result.outcome, 0))
 
 
-def headline(results: Sequence[BudgetResult]) -> str:
-    """``3 entries checked: 1 over budget, 1 error`` — the one line a reviewer reads first."""
+def headline(results: Sequence[BudgetResult], problems: Sequence[str] = ()) -> str:
+    """``3 entries checked: 1 over budget, 1 error`` — the one line a reviewer reads first;
+    ``problems`` are failures of the run beside the entries (``2 entries no test
+    checked``), so that a failed run never reads "all within budget"."""
     count = len(results)
     noun = "entry" if count == 1 else "entries"
     parts = []
@@ -73,6 +75,7 @@ def headline(results: Sequence[BudgetResult]) -> str:
         if found:
             plural = "s" if outcome == "error" and found != 1 else ""
             parts.append(f"{found} {word}{plural}")
+    parts.extend(problems)
     status = ", ".join(parts) if parts else "all within budget"
     return f"{count} {noun} checked: {status}"
 

@@ -24,12 +24,12 @@ from pytest_actbudget.report.format import (
     use_text,
 )
 from pytest_actbudget.report.style import Palette, Role
-from pytest_actbudget.results import BudgetResult, GroupResult, LayerStats
+from pytest_actbudget.results import BudgetResult, GroupResult, LayerStats, Profile
 
 if TYPE_CHECKING:
     from pytest_actbudget.report.baseline import Comparison
 
-__all__ = ["entry_lines", "group_lines", "layer_lines", "render"]
+__all__ = ["entry_lines", "group_lines", "layer_lines", "profile_text", "render"]
 
 BAR_WIDTH = 10
 _NAME_WIDTH = 24  # longest group name shown before truncating
@@ -48,15 +48,22 @@ def render(
     color: bool = False,
     depth: int | None = None,
     baseline: Comparison | None = None,
+    problems: Sequence[str] = (),
+    failed: bool | None = None,
 ) -> str:
     """The body of the ``act budget summary`` section.
 
     Entries with violations come first. ``verbose`` adds the per-layer table of every
     entry, down to ``depth`` (root = 0; None: all); ``color`` paints with ANSI codes
     (off for ``NO_COLOR`` or a plain terminal); ``baseline`` adds what changed since.
+    ``problems`` are the run's own failures for the headline (``2 entries no test
+    checked``), which is red when the run ``failed`` (by default: when a result did not
+    pass or there are problems) and green otherwise.
     """
     palette = Palette(color)
-    lines = [headline(results)]
+    if failed is None:
+        failed = bool(problems) or any(not result.passed for result in results)
+    lines = [palette.paint(headline(results, problems), "bad" if failed else "good")]
     if baseline is not None:
         lines.append(_plain(baseline.headline()))
     for result in ordered(results):
@@ -80,18 +87,14 @@ def entry_lines(
     lines = [_header(result, palette)]
     if result.nodeid:
         lines.append(_INDENT + palette.paint(_plain(result.nodeid), "dim"))
-    for violation in result.violations:
-        measured, budget = compared(violation)
-        text = (
-            f"over: {_plain(violation.group)} {violation.metric} {measured} > budget {budget} "
-            f"({over_text(violation)})"
-        )
-        lines.append(_INDENT + palette.paint(text, "bad"))
+    if result.violations:
+        lines.append(_INDENT + palette.paint(_over_line(result), "bad"))
     if result.outcome in ("error", "no_budget") and result.message:
-        lines.extend(
-            _INDENT + palette.outcome(_plain(line), result.outcome)
-            for line in result.message.splitlines()
-        )
+        # The test's failure shows the whole message; here its first line is enough.
+        first, *rest = result.message.splitlines()
+        more = " (the rest under FAILURES)" if rest and result.nodeid else ""
+        lines.append(_INDENT + palette.outcome(_plain(first) + more, result.outcome))
+    lines.extend(_INDENT + palette.paint(_plain(note), "warn") for note in result.notes)
     if result.profile is not None:
         lines.extend(group_lines(result, palette))
         lines.extend(growth.terminal_lines(result, palette, _INDENT))
@@ -103,6 +106,20 @@ def entry_lines(
             lines.append("")
             lines.extend(layer_lines(result, palette, depth=depth))
     return lines
+
+
+def _over_line(result: BudgetResult) -> str:
+    """One line for an entry over budget; its violation table is the test's failure."""
+    violations = result.violations
+    worst = max(violations, key=lambda v: v.over if not v.is_share else v.over / 100.0)
+    measured, budget = compared(worst)
+    count = len(violations)
+    noun = "budget" if count == 1 else "budgets"
+    where = "; the table is in the test's failure, under FAILURES" if result.nodeid else ""
+    return (
+        f"{count} {noun} exceeded, most: {_plain(worst.group)} {worst.metric} {measured} > "
+        f"budget {budget} ({over_text(worst)}){where}"
+    )
 
 
 def _header(result: BudgetResult, palette: Palette) -> str:
@@ -192,6 +209,15 @@ def _totals(root: LayerStats) -> list[str]:
         f"total flops {human(root.flops, 'flops')}  activations "
         f"{human(root.activations, 'activations')}  act_bytes {human(root.act_bytes, 'act_bytes')}",
     ]
+
+
+def profile_text(profile: Profile) -> str:
+    """``str(profile)``: a title line and the per-layer table, without colour."""
+    result = BudgetResult(
+        name="", nodeid="", outcome="passed", counting=profile.counting, profile=profile
+    )
+    title = f"{_plain(profile.model)}({inputs_text(profile.inputs)})  {profile.counting}"
+    return "\n".join([title, *layer_lines(result, Palette(False))])
 
 
 def _layer_cells(result: BudgetResult, layer: LayerStats) -> tuple[str, ...]:
