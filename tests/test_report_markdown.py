@@ -46,7 +46,11 @@ def test_entry_table_shows_groups_total_and_budget_use() -> None:
         "| total | 118.9M | 100.0% | 803.5K | 10.2K | 6.2MiB | 85% |\n"
     ) in text
     # The offending group's heaviest modules: conv 118,013,952 flops, bn 802,816.
-    assert "\n- top modules in 'stem' by flops: 0 (Conv2d) 118.0M, 1 (BatchNorm2d) 802.8K\n" in text
+    # With each one's output shape: 64 x 64 x 14 x 14 (">" escaped for Markdown).
+    assert (
+        "\n- top modules in 'stem' by flops: 0 (Conv2d -&gt; 64x64x14x14) 118.0M, "
+        "1 (BatchNorm2d -&gt; 64x64x14x14) 802.8K\n"
+    ) in text
     assert "Sequential on 64x3x28x28 float32 · counting: fvcore · budgets: budgets.yaml:4" in text
     assert "Uncounted operators: aten::adaptive\\_avg\\_pool2d x1, aten::add\\_ x2" in text
 

@@ -29,7 +29,7 @@ from pytest_actbudget.checks import evaluate
 from pytest_actbudget.measure.model import measure
 from pytest_actbudget.report import html, markdown, terminal
 from pytest_actbudget.report.json import SCHEMA_PATH, render
-from pytest_actbudget.results import BudgetResult
+from pytest_actbudget.results import BudgetResult, TensorSpec
 
 
 class AdaptiveConcatPool2d(nn.Module):
@@ -70,7 +70,7 @@ ENTRY = ModelBudget(
         GroupBudget("head", ("1",), {"params": 600e3}, 9),
     ),
     total={"flops": 2e9, "params": 12e6, "act_bytes": 64 * 2**20},
-    input=(64, 3, 28, 28),
+    input=(TensorSpec((64, 3, 28, 28), "float32"),),
     allow_uncounted=(),
     line=4,
 )
