@@ -70,8 +70,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--actbudget-strict",
         action="store_true",
         default=None,
-        help="also fail on unused entries, groups matching nothing and uncounted "
-        "operators [ini: actbudget_strict]",
+        help="also fail on unused entries, uncounted operators, groups without a budget "
+        "and slack budgets (use below defaults.min_use) [ini: actbudget_strict]",
     )
     group.addoption(
         "--actbudget-depth",
@@ -138,9 +138,8 @@ def read_options(config: pytest.Config) -> Options:
         try:
             headroom = parse_percent(headroom_text)
         except ValueError as e:
-            raise pytest.UsageError(
-                f"--actbudget-headroom / actbudget_headroom: {e}; use a percentage like 10% or 0.1"
-            ) from e
+            # The reason already says what to write: one hint, not two.
+            raise pytest.UsageError(f"--actbudget-headroom / actbudget_headroom: {e}") from e
 
     cli_reports = config.getoption("actbudget_report")
     # Ini paths are relative to the ini file's folder, as pytest's own "paths" are.

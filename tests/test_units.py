@@ -59,7 +59,7 @@ def test_parse_quantity(value: object, metric: str, expected: float) -> None:
     [
         ("12X", "flops", f"'12X' is not a number; {COUNT_HOW}"),
         ("64MiB", "flops", f"'64MiB' is not a number; {COUNT_HOW}"),
-        ("12k", "flops", f"'12k' is not a number; {COUNT_HOW}"),
+        ("12k", "flops", "'12k' is not a number; the suffixes are upper case: use 12K"),
         ("", "flops", f"'' is not a number; {COUNT_HOW}"),
         ("15%", "act_bytes", f"'15%' is not a byte size; {BYTES_HOW}"),
         ("64Mib", "act_bytes", f"'64Mib' is not a byte size; {BYTES_HOW}"),

@@ -116,6 +116,13 @@ def _parse(value: object, kind: str) -> Decimal:
     else:  # share / percent: '%' or nothing
         scale = 1 if not unit else (None if unit != "%" else 1)
     if scale is None:
+        table = _SI if kind == "count" else _BYTE_UNITS
+        if kind in ("count", "bytes") and len(unit) == 1 and unit.upper() in table:
+            # `12k`: the one mistake with a sure fix; say it rather than list every unit.
+            fixed = text[: len(text) - len(unit)].rstrip() + unit.upper()
+            raise ValueError(
+                f"{value!r} is not {_NOUN[kind]}; the suffixes are upper case: use {fixed}"
+            )
         raise ValueError(f"{value!r} is not {_NOUN[kind]}; {how}")
     if kind in ("share", "percent") and unit == "%":
         return _EXACT.divide(number, Decimal(100))

@@ -1,0 +1,66 @@
+"""budgets.example.yaml at the top of the repository: every key of the budgets file,
+each with a comment, and valid for the demo's resnet18 (examples/models.py).
+
+resnet18_mnist on 8 x 3 x 28 x 28 in training mode, fvcore counting, measured once:
+stem 15,253,504 flops (5.45% of 279,902,208), 100,352 activations; early 125,822,976
+flops, act_share 52.3%, 1,500,160 saved bytes; late 134,524,928 flops, 10,493,440
+params; head 532,480 params, 196,928 act bytes; total 11,708,992 params. Each budget
+in the file is that number x 1.1 rounded up to 3 significant digits (shares: x 1.1 to
+0.1 point), so every use is about 91%: within budget and above min_use (50%).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pytest_actbudget.budgets.schema import (
+    DEFAULT_KEYS,
+    ENTRY_KEYS,
+    GROUP_KEYS,
+    TOP_KEYS,
+    load_budgets,
+)
+from pytest_actbudget.checks import evaluate
+from pytest_actbudget.guards import slack, unguarded
+from pytest_actbudget.measure.model import measure
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "budgets.example.yaml"
+
+
+def test_every_key_is_there_with_a_comment() -> None:
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    keys = {
+        match.group(1)
+        for line in lines
+        for match in re.finditer(r"([a-z_]+):(?= |$)", line.split("#")[0])
+    }
+    for key in (*TOP_KEYS, *DEFAULT_KEYS, *ENTRY_KEYS, *GROUP_KEYS, "flops"):
+        assert key in keys, f"budgets.example.yaml does not show the key {key!r}"
+    code = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    assert all("#" in line for line in code), [line for line in code if "#" not in line]
+
+
+def test_it_checks_the_demo_resnet18(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    sys.modules.pop("models", None)
+    from models import resnet18_mnist
+
+    budgets = load_budgets(EXAMPLE)
+    assert (budgets.headroom, budgets.min_use) == (0.1, 0.5)
+    entry = budgets.models["resnet18-mnist"]
+    assert entry.input is not None and entry.mode == "train"
+    model = resnet18_mnist().train(entry.mode == "train")
+    inputs = [torch.randn(spec.shape) for spec in entry.input]
+    profile = measure(model, *inputs, counting=budgets.counting)
+    result = evaluate(profile, entry, nodeid="", budget_file="budgets.example.yaml")
+    assert result.outcome == "passed", result.message
+    assert unguarded(result, entry, "budgets.example.yaml") == []
+    assert slack(result, entry, "budgets.example.yaml", budgets.min_use) == []
+    assert set(profile.uncounted_ops) == set(entry.allow_uncounted)
+    assert profile.total.params == 11_708_992  # module docstring
