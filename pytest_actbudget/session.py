@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .budgets.schema import BudgetsFile, ModelBudget, load_budgets
 from .budgets.write import MeasuredEntry, UpdateSummary, update_budgets
-from .checks import evaluate, unbudgeted, uncounted_offenders
+from .checks import evaluate, unbudgeted, uncounted_offenders, violation_message
 from .errors import (
     ActBudgetError,
     BudgetExceeded,
@@ -27,7 +27,7 @@ from .errors import (
 )
 from .grouping import auto_groups, group_profile
 from .growth import with_growth
-from .guards import other_models, slack, unguarded
+from .guards import other_models, recorded_change, slack, unguarded
 from .options import Options
 from .report import ReportTarget
 from .results import (
@@ -242,6 +242,10 @@ class BudgetSession:
             else:
                 result = evaluate(profile, entry, nodeid=nodeid, budget_file=display)
                 result = with_growth(result, growth)
+                if result.outcome == "over_budget":
+                    # with_growth writes the message again: say what changed first, still.
+                    changed = recorded_change(entry, profile)
+                    result = dataclasses.replace(result, message=violation_message(result, changed))
                 result = self._guarded(result, entry, budgets, display)
         except ScalingError as e:
             failed = _failed(name, nodeid, budgets.counting, display, entry, str(e), profile)

@@ -260,7 +260,7 @@ def test_update_refreshes_listed_and_adds_missing_growth_budgets(tmp_path: Path)
     ).replace("total: {flops: 2M}", "total: {flops: 2M}")
     assert summary.lines()[0].startswith(
         f"{path}: updated 'decoder': attention.flops_growth 1.05 -> 1.85, mlp.flops 1M -> "
-        "1.1M, mlp.flops_growth - -> 1.05, mlp.act_bytes_growth - -> 1.05"
+        "1.1M, mlp.flops_growth 1.05 (new), mlp.act_bytes_growth 1.05 (new)"
     )
     again = update_budgets(path, [measured], 0.1)
     assert again.unchanged == ("decoder",)

@@ -52,7 +52,7 @@ def test_terminal_growth_table() -> None:
         "  attention  ^2.00 / ^1.05            0      ^1.00 !",
         "  mlp        ^1.00 / ^1.05            0      ^1.00",
     ]
-    assert "over: attention flops_growth ^2.00 > budget ^1.05 (+0.95)" in terminal.render([RESULT])
+    assert "most: attention flops_growth ^2.00 > budget ^1.05 (+0.95)" in terminal.render([RESULT])
 
 
 def test_markdown_growth_table() -> None:

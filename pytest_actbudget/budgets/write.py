@@ -219,9 +219,9 @@ class _Editor:
                     limits[group],
                     headroom,
                 )
-            else:  # a group that lists no metric gets the file's default metrics
+            elif not scaled:  # a group that lists no metric gets the default metrics
                 found += self.fill(entry.name, group, group_node, measured, self.metrics)
-            if scaled:
+            if scaled:  # (with scaling:, the growth budgets guard such a group)
                 found += self.add_growth(entry.name, group, group_node, exponents)
         total_node = _value_of(node, "total")
         exponents = entry.growth.get(TOTAL_GROUP, {})
