@@ -1,6 +1,9 @@
 """Tracing tweaks that make a model on the ``meta`` device trace like one on the CPU.
 
-Three things differ on meta under the JIT tracer:
+Shapes read from Python are plain ints while measuring (``int_shapes``), which
+``F.interpolate`` does not expect when it recomputes a scale factor under tracing; it
+gets its output size computed in Python instead. Three things differ on meta under
+the JIT tracer:
 
 - ``tensor.shape`` gives 0-d size tensors while tracing, and the meta kernels written
   in Python pass comparisons of them to ``torch._check``, which insists on a bool;
@@ -15,6 +18,8 @@ Imported only while measuring.
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -64,10 +69,55 @@ def int_shapes() -> Iterator[None]:
     fixing meta kernels, shape arithmetic no longer shows up as uncounted
     ``aten::mul``/``aten::div`` ops, on any device.
     """
-    with _patched(
-        torch.Tensor, {"shape": property(_int_shape), "size": _int_size, "numel": _int_numel}
+    sizes = {"shape": property(_int_shape), "size": _int_size, "numel": _int_numel}
+    with (
+        _patched(torch.Tensor, sizes),
+        _patched(F, {"interpolate": _interpolate(F.interpolate)}),
     ):
         yield
+
+
+def _float32(value: float) -> float:
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def _interpolate(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``F.interpolate`` that computes a recomputed output size in Python.
+
+    With ``recompute_scale_factor=True``, or ``mode="area"`` and a scale factor, torch
+    computes the output size while tracing as ``input.size(i + 2).float()`` times the
+    factor: with plain-int sizes that is ``int.float()``, an AttributeError. The size is
+    computed here the same way (float32 product, floored) and passed as ``size``,
+    which is what torch then does with it, so the traced operator is the same one.
+    """
+
+    def interpolate(
+        input: torch.Tensor,
+        size: Any = None,
+        scale_factor: Any = None,
+        mode: str = "nearest",
+        align_corners: bool | None = None,
+        recompute_scale_factor: bool | None = None,
+        antialias: bool = False,
+    ) -> Any:
+        dims = input.dim() - 2
+        factors = (
+            list(scale_factor) if isinstance(scale_factor, (list, tuple)) else [scale_factor] * dims
+        )
+        recompute = recompute_scale_factor or mode == "area"
+        if size is not None or scale_factor is None or not recompute or len(factors) != dims:
+            # Nothing to recompute, or an argument error torch words best.
+            return original(
+                input, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias
+            )
+        # float32 x float32 is exact in a double, so one rounding gives torch's product.
+        output = [
+            math.floor(_float32(_float32(float(input.shape[i + 2])) * _float32(float(factor))))
+            for i, factor in enumerate(factors)
+        ]
+        return original(input, output, None, mode, align_corners, None, antialias)
+
+    return interpolate
 
 
 def _as_list(value: Any, dims: int) -> list[int]:
@@ -86,9 +136,16 @@ def _convolution(dims: int, original: Callable[..., Any]) -> Callable[..., Any]:
         dilation: Any = 1,
         groups: int = 1,
     ) -> Any:
-        if isinstance(padding, str) or input.dim() != dims + 2:
-            # "same"/"valid" padding and unbatched inputs: left to torch (uncounted on meta).
+        if isinstance(padding, str) or input.dim() not in (dims + 1, dims + 2):
+            # "same"/"valid" padding is recorded as aten::_convolution_mode on meta too;
+            # a wrong rank is torch's error to raise.
             return original(input, weight, bias, stride, padding, dilation, groups)
+        if input.dim() == dims + 1:
+            # Unbatched: the meta kernel would record no convolution at all.
+            batched = _call(
+                input.unsqueeze(0), weight, bias, dims, stride, padding, dilation, False, 0, groups
+            )
+            return batched.squeeze(0)
         return _call(input, weight, bias, dims, stride, padding, dilation, False, 0, groups)
 
     return conv
@@ -107,8 +164,22 @@ def _transposed(dims: int, original: Callable[..., Any]) -> Callable[..., Any]:
         groups: int = 1,
         dilation: Any = 1,
     ) -> Any:
-        if input.dim() != dims + 2:
+        if input.dim() not in (dims + 1, dims + 2):
             return original(input, weight, bias, stride, padding, output_padding, groups, dilation)
+        if input.dim() == dims + 1:
+            batched = _call(
+                input.unsqueeze(0),
+                weight,
+                bias,
+                dims,
+                stride,
+                padding,
+                dilation,
+                True,
+                output_padding,
+                groups,
+            )
+            return batched.squeeze(0)
         return _call(
             input, weight, bias, dims, stride, padding, dilation, True, output_padding, groups
         )

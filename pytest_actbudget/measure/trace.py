@@ -132,6 +132,26 @@ def trace_profile(
     return _profile(model, tensors, counting, paths, recorder, counts, uncounted)
 
 
+def plain_trace_error(
+    model: nn.Module, inputs: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> BaseException | None:
+    """What tracing the forward raises without our tracing tweaks (plain-int sizes,
+    meta convolutions), as plain fvcore would trace it; None when that trace works."""
+    structure = (inputs, dict(kwargs))
+    tensors = tuple(iter_tensors(structure))
+    state = ModelState(model)
+    try:
+        with _no_fast_path(), torch.random.fork_rng(devices=[]), _math_attention():
+            torch.jit.trace(_Bound(model, structure), tensors, check_trace=False)  # type: ignore[no-untyped-call]
+    except ForwardFailed as failed:
+        return failed.__cause__ or failed
+    except Exception as error:
+        return error
+    finally:
+        state.restore()
+    return None
+
+
 def _profile(
     model: nn.Module,
     tensors: tuple[torch.Tensor, ...],
