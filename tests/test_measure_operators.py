@@ -110,6 +110,16 @@ CASES: list[tuple[str, nn.Module, tuple[Any, ...], int]] = [
     # padding="valid": out (1, 4, 14, 14); 4 x 14 x 14 x 27 = 21_168
     ("_convolution_mode", Call(lambda x, w: F.conv2d(x, w, padding="valid")),
      (r(1, 3, 16, 16), r(4, 3, 3, 3)), 21_168),  # fmt: skip
+    # on meta, "same" padding is recorded as _convolution_mode too: 27_648 as above
+    ("_convolution_mode", Call(lambda x, w: F.conv2d(x, w, padding="same")),
+     (r(1, 3, 16, 16, device="meta"), r(4, 3, 3, 3, device="meta")), 27_648),  # fmt: skip
+    # unbatched (3, 16, 16) on meta: out (4, 14, 14); 4 x 14 x 14 x 27 = 21_168
+    ("_convolution", Call(lambda x, w: F.conv2d(x, w)),
+     (r(3, 16, 16, device="meta"), r(4, 3, 3, 3, device="meta")), 21_168),  # fmt: skip
+    # unbatched transposed (3, 10), weight (Cin 3, Cout 4, k 3) on meta: out (4, 12);
+    # fvcore's transposed formula: Cin x Cout x k x input length = 3 x 4 x 3 x 10 = 360
+    ("_convolution", Call(lambda x, w: F.conv_transpose1d(x, w)),
+     (r(3, 10, device="meta"), r(3, 4, 3, device="meta")), 360),  # fmt: skip
     # grouped_mm, 2-D x 3-D (MoE experts): rows split 4/4/4 over 3 experts of (8, 16):
     # sum over groups of rows x K x N = 3 x (4 x 8 x 16) = 1_536
     ("_grouped_mm", Call(torch._grouped_mm), (r(12, 8), r(3, 8, 16), offs), 1_536),
