@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+from pytest_actbudget.opkinds import missing_compute
+
 #: Absolute metrics: measured per module (inclusive of descendants) and summed per group.
 ABSOLUTE_METRICS: tuple[str, ...] = ("flops", "activations", "params", "act_bytes", "saved_bytes")
 #: Share metrics: a group's fraction of the model's total (0..1).
@@ -112,6 +114,23 @@ class LayerStats:
 
 
 @dataclass(frozen=True)
+class SharedParam:
+    """One parameter tensor reachable under several names (tied weights: GPT-2's
+    ``lm_head.weight`` is ``transformer.wte.weight``). Every module's ``params``
+    counts it once; a group counts it only if it is the first in forward order."""
+
+    names: tuple[str, ...]  # in named_parameters() order
+    numel: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"names": list(self.names), "numel": self.numel}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SharedParam:
+        return cls(names=tuple(data["names"]), numel=data["numel"])
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything measured about one (model, inputs) pair.
 
@@ -124,6 +143,7 @@ class Profile:
     counting: str  # "fvcore" | "macs"
     layers: tuple[LayerStats, ...]
     uncounted_ops: Mapping[str, int] = field(default_factory=dict)
+    shared_params: tuple[SharedParam, ...] = ()
 
     @property
     def total(self) -> LayerStats:
@@ -150,6 +170,7 @@ class Profile:
             "counting": self.counting,
             "layers": [layer.to_dict() for layer in self.layers],
             "uncounted_ops": dict(sorted(self.uncounted_ops.items())),
+            "shared_params": [shared.to_dict() for shared in self.shared_params],
         }
 
     @classmethod
@@ -160,6 +181,9 @@ class Profile:
             counting=data["counting"],
             layers=tuple(LayerStats.from_dict(layer) for layer in data["layers"]),
             uncounted_ops=dict(data.get("uncounted_ops", {})),
+            shared_params=tuple(
+                SharedParam.from_dict(shared) for shared in data.get("shared_params", [])
+            ),
         )
 
 
@@ -177,6 +201,9 @@ class GroupStats:
     saved_bytes: int
     flops_share: float
     act_share: float
+    # (parameter name, group that counts it) for each shared tensor this group holds
+    # but another group counts (see SharedParam)
+    shared: tuple[tuple[str, str], ...] = ()
 
     def metric(self, name: str) -> float:
         value: float = getattr(self, name)
@@ -193,6 +220,7 @@ class GroupStats:
             name=data["name"],
             patterns=tuple(data.get("patterns", data["modules"])),
             modules=tuple(data["modules"]),
+            shared=tuple((name, owner) for name, owner in data.get("shared", {}).items()),
             **{name: metrics.get(name, 0) for name in METRICS},
         )
 
@@ -258,6 +286,7 @@ class GroupResult:
             "patterns": list(self.stats.patterns),
             "modules": list(self.stats.modules),
             "metrics": {name: _plain(name, self.stats.metric(name)) for name in METRICS},
+            "shared": dict(self.stats.shared),
             "budgets": {name: _plain(name, value) for name, value in self.budgets.items()},
             "violations": [
                 {
@@ -391,6 +420,7 @@ class BudgetResult:
             "counting": self.counting,
             "outcome": self.outcome,
             "message": self.message,
+            "warnings": missing_compute(profile.uncounted_ops) if profile else [],
             "budget_file": self.budget_file,
             "budget_line": self.budget_line,
             "total": (
@@ -408,6 +438,9 @@ class BudgetResult:
                 for layer in (profile.layers if profile else ())
             ],
             "uncounted_ops": dict(sorted(profile.uncounted_ops.items())) if profile else {},
+            "shared_params": (
+                [shared.to_dict() for shared in profile.shared_params] if profile else []
+            ),
         }
         if self.growth:
             data["growth"] = [g.to_dict() for g in self.growth]

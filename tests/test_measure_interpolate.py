@@ -75,8 +75,9 @@ def test_recomputed_size_on_meta() -> None:
 def test_upsample_module_with_recompute() -> None:
     # nn.Upsample calls F.interpolate too: x (1, 3, 10, 14) x1.5 -> (1, 3, 15, 21);
     # fvcore: 4 x 3 x 15 x 21 = 3_780
-    model, x = nn.Upsample(scale_factor=1.5, mode="bilinear", recompute_scale_factor=True), (
-        torch.randn(1, 3, 10, 14)
+    model, x = (
+        nn.Upsample(scale_factor=1.5, mode="bilinear", recompute_scale_factor=True),
+        (torch.randn(1, 3, 10, 14)),
     )
     assert measure(model, x).total.flops == 3_780 == plain_fvcore(model, x)
 

@@ -60,11 +60,26 @@ class EncoderLayerFwd(nn.Module):
     def forward(self, src: torch.Tensor) -> torch.Tensor:
         lay, attn = self.layer, self.layer.self_attn
         return torch._transformer_encoder_layer_fwd(
-            src, 8, 2, attn.in_proj_weight, attn.in_proj_bias, attn.out_proj.weight,
-            attn.out_proj.bias, False, False, 1e-5, lay.norm1.weight, lay.norm1.bias,
-            lay.norm2.weight, lay.norm2.bias, lay.linear1.weight, lay.linear1.bias,
-            lay.linear2.weight, lay.linear2.bias, None,
-        )  # fmt: skip
+            src,
+            8,
+            2,
+            attn.in_proj_weight,
+            attn.in_proj_bias,
+            attn.out_proj.weight,
+            attn.out_proj.bias,
+            False,
+            False,
+            1e-5,
+            lay.norm1.weight,
+            lay.norm1.bias,
+            lay.norm2.weight,
+            lay.norm2.bias,
+            lay.linear1.weight,
+            lay.linear1.bias,
+            lay.linear2.weight,
+            lay.linear2.bias,
+            None,
+        )
 
 
 f8 = torch.float8_e4m3fn
@@ -94,32 +109,99 @@ CASES: list[tuple[str, nn.Module, tuple[Any, ...], int]] = [
     # tensordot dims=1 of (4, 8) and (8, 6): 4 x 6 outputs x 8 = 192
     ("tensordot", Call(lambda a, b: torch.tensordot(a, b, dims=1)), (r(4, 8), r(8, 6)), 192),
     # multi_dot (2, 8) (8, 6) (6, 3): (AB)C = 2*8*6 + 2*6*3 = 132 < A(BC) = 8*6*3 + 2*8*3 = 192
-    ("linalg_multi_dot", Call(lambda a, b, c: torch.linalg.multi_dot([a, b, c])),
-     (r(2, 8), r(8, 6), r(6, 3)), 132),  # fmt: skip
+    (
+        "linalg_multi_dot",
+        Call(lambda a, b, c: torch.linalg.multi_dot([a, b, c])),
+        (r(2, 8), r(8, 6), r(6, 3)),
+        132,
+    ),
     # kron (2, 3) x (4, 5) -> (8, 15): 120 products
     ("kron", Call(torch.kron), (r(2, 3), r(4, 5)), 120),
     # bilinear x1 (4, 8), x2 (4, 6), W (5, 8, 6): 4 x 5 outputs x 8 x 6 = 960
     ("bilinear", Call(F.bilinear), (r(4, 8), r(4, 6), r(5, 8, 6)), 960),
     # conv_tbc input (T 10, B 2, Cin 8), weight (k 3, Cin 8, Cout 6), pad 1: T' = 10;
     # 10 x 2 x 6 outputs x 3 x 8 = 2_880
-    ("conv_tbc", Call(lambda x, w, b: torch.conv_tbc(x, w, b, 1)),
-     (r(10, 2, 8), r(3, 8, 6), r(6)), 2_880),  # fmt: skip
+    (
+        "conv_tbc",
+        Call(lambda x, w, b: torch.conv_tbc(x, w, b, 1)),
+        (r(10, 2, 8), r(3, 8, 6), r(6)),
+        2_880,
+    ),
     # padding="same": out (1, 4, 16, 16); 4 x 16 x 16 x 3 x 3 x 3 = 27_648
-    ("_convolution_mode", Call(lambda x, w: F.conv2d(x, w, padding="same")),
-     (r(1, 3, 16, 16), r(4, 3, 3, 3)), 27_648),  # fmt: skip
+    (
+        "_convolution_mode",
+        Call(lambda x, w: F.conv2d(x, w, padding="same")),
+        (r(1, 3, 16, 16), r(4, 3, 3, 3)),
+        27_648,
+    ),
     # padding="valid": out (1, 4, 14, 14); 4 x 14 x 14 x 27 = 21_168
-    ("_convolution_mode", Call(lambda x, w: F.conv2d(x, w, padding="valid")),
-     (r(1, 3, 16, 16), r(4, 3, 3, 3)), 21_168),  # fmt: skip
+    (
+        "_convolution_mode",
+        Call(lambda x, w: F.conv2d(x, w, padding="valid")),
+        (r(1, 3, 16, 16), r(4, 3, 3, 3)),
+        21_168,
+    ),
     # on meta, "same" padding is recorded as _convolution_mode too: 27_648 as above
-    ("_convolution_mode", Call(lambda x, w: F.conv2d(x, w, padding="same")),
-     (r(1, 3, 16, 16, device="meta"), r(4, 3, 3, 3, device="meta")), 27_648),  # fmt: skip
+    (
+        "_convolution_mode",
+        Call(lambda x, w: F.conv2d(x, w, padding="same")),
+        (r(1, 3, 16, 16, device="meta"), r(4, 3, 3, 3, device="meta")),
+        27_648,
+    ),
     # unbatched (3, 16, 16) on meta: out (4, 14, 14); 4 x 14 x 14 x 27 = 21_168
-    ("_convolution", Call(lambda x, w: F.conv2d(x, w)),
-     (r(3, 16, 16, device="meta"), r(4, 3, 3, 3, device="meta")), 21_168),  # fmt: skip
+    (
+        "_convolution",
+        Call(lambda x, w: F.conv2d(x, w)),
+        (r(3, 16, 16, device="meta"), r(4, 3, 3, 3, device="meta")),
+        21_168,
+    ),
     # unbatched transposed (3, 10), weight (Cin 3, Cout 4, k 3) on meta: out (4, 12);
     # fvcore's transposed formula: Cin x Cout x k x input length = 3 x 4 x 3 x 10 = 360
-    ("_convolution", Call(lambda x, w: F.conv_transpose1d(x, w)),
-     (r(3, 10, device="meta"), r(3, 4, 3, device="meta")), 360),  # fmt: skip
+    (
+        "_convolution",
+        Call(lambda x, w: F.conv_transpose1d(x, w)),
+        (r(3, 10, device="meta"), r(3, 4, 3, device="meta")),
+        360,
+    ),
+    # backend kernels called directly, x (1, 3, 8, 8), w (4, 3, 3, 3):
+    # padding 1: out (1, 4, 8, 8): 4 x 8 x 8 x 3 x 9 = 6_912
+    (
+        "mkldnn_convolution",
+        Call(lambda x, w: torch.mkldnn_convolution(x, w, None, [1, 1], [1, 1], [1, 1], 1)),
+        (r(1, 3, 8, 8), r(4, 3, 3, 3)),
+        6_912,
+    ),
+    (
+        "thnn_conv2d",
+        Call(lambda x, w: torch._C._nn.thnn_conv2d(x, w, [3, 3], None, [1, 1], [1, 1])),
+        (r(1, 3, 8, 8), r(4, 3, 3, 3)),
+        6_912,
+    ),
+    # 3-D, x (1, 3, 4, 8, 8), w (4, 3, 3, 3, 3), padding 1: 4 x 4 x 8 x 8 x 3 x 27 = 82_944
+    (
+        "slow_conv3d",
+        Call(lambda x, w: torch._C._nn.slow_conv3d(x, w, [3, 3, 3], None, [1, 1, 1], [1, 1, 1])),
+        (r(1, 3, 4, 8, 8), r(4, 3, 3, 3, 3)),
+        82_944,
+    ),
+    # dilation 2, padding 1: out 6 x 6; 4 x 6 x 6 x 27 = 3_888
+    (
+        "slow_conv_dilated2d",
+        Call(
+            lambda x, w: torch._C._nn.slow_conv_dilated2d(
+                x, w, [3, 3], None, [1, 1], [1, 1], [2, 2]
+            )
+        ),
+        (r(1, 3, 8, 8), r(4, 3, 3, 3)),
+        3_888,
+    ),
+    # transposed, weight (Cin 3, Cout 4, 3, 3): Cin x Cout x k x k x input 8 x 8 = 6_912
+    (
+        "slow_conv_transpose2d",
+        Call(lambda x, w: torch._C._nn.slow_conv_transpose2d(x, w, [3, 3])),
+        (r(1, 3, 8, 8), r(3, 4, 3, 3)),
+        6_912,
+    ),
     # grouped_mm, 2-D x 3-D (MoE experts): rows split 4/4/4 over 3 experts of (8, 16):
     # sum over groups of rows x K x N = 3 x (4 x 8 x 16) = 1_536
     ("_grouped_mm", Call(torch._grouped_mm), (r(12, 8), r(3, 8, 16), offs), 1_536),
@@ -130,29 +212,56 @@ CASES: list[tuple[str, nn.Module, tuple[Any, ...], int]] = [
     # 3-D x 2-D: N 12 split 4/4/4, out (4, 12): 3 x (4 x 8 x 4) = 384
     ("_grouped_mm", Call(torch._grouped_mm), (r(3, 4, 8), r(8, 12), offs), 384),
     # float8 (16, 32) @ (32, 16): 16 x 16 x 32 = 8_192
-    ("_scaled_mm",
-     Call(lambda a, b, s: torch._scaled_mm(a, b, s, s, out_dtype=torch.float32)),
-     (r(16, 32).to(f8), r(16, 32).to(f8).t(), torch.tensor(1.0)), 8_192),  # fmt: skip
+    (
+        "_scaled_mm",
+        Call(lambda a, b, s: torch._scaled_mm(a, b, s, s, out_dtype=torch.float32)),
+        (r(16, 32).to(f8), r(16, 32).to(f8).t(), torch.tensor(1.0)),
+        8_192,
+    ),
     # int8 (32, 32) @ (32, 32): 32^3 = 32_768
-    ("_int_mm", Call(torch._int_mm),
-     (torch.ones(32, 32, dtype=torch.int8), torch.ones(32, 32, dtype=torch.int8)), 32_768),  # fmt: skip
+    (
+        "_int_mm",
+        Call(torch._int_mm),
+        (torch.ones(32, 32, dtype=torch.int8), torch.ones(32, 32, dtype=torch.int8)),
+        32_768,
+    ),
     # attention kernels, Q = K = V (B 2, heads 2, L = S 8, E 4):
     # Q K^T 2 x 2 x 8 x 8 x 4 = 1_024, A V 1_024 -> 2_048
-    ("_scaled_dot_product_attention_math",
-     Call(lambda q, k, v: torch.ops.aten._scaled_dot_product_attention_math(q, k, v)[0]),
-     (q4, q4, q4), 2_048),  # fmt: skip
-    ("_scaled_dot_product_flash_attention_for_cpu",
-     Call(lambda q, k, v: torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v)[0]),
-     (q4, q4, q4), 2_048),  # fmt: skip
-    ("_scaled_dot_product_efficient_attention",
-     Call(lambda q, k, v: torch.ops.aten._scaled_dot_product_efficient_attention(
-         q, k, v, None, False)[0]),
-     tuple(q4.to("meta") for _ in range(3)), 2_048),  # fmt: skip
+    (
+        "_scaled_dot_product_attention_math",
+        Call(lambda q, k, v: torch.ops.aten._scaled_dot_product_attention_math(q, k, v)[0]),
+        (q4, q4, q4),
+        2_048,
+    ),
+    (
+        "_scaled_dot_product_flash_attention_for_cpu",
+        Call(
+            lambda q, k, v: torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v)[0]
+        ),
+        (q4, q4, q4),
+        2_048,
+    ),
+    (
+        "_scaled_dot_product_efficient_attention",
+        Call(
+            lambda q, k, v: torch.ops.aten._scaled_dot_product_efficient_attention(
+                q, k, v, None, False
+            )[0]
+        ),
+        tuple(q4.to("meta") for _ in range(3)),
+        2_048,
+    ),
     # (B, L, heads, E) layout: (2, 8, 2, 4), the same products: 2_048
-    ("_flash_attention_forward",
-     Call(lambda q, k, v: torch.ops.aten._flash_attention_forward(
-         q, k, v, None, None, 8, 8, 0.0, False, False)[0]),
-     tuple(r(2, 8, 2, 4, device="meta") for _ in range(3)), 2_048),  # fmt: skip
+    (
+        "_flash_attention_forward",
+        Call(
+            lambda q, k, v: torch.ops.aten._flash_attention_forward(
+                q, k, v, None, None, 8, 8, 0.0, False, False
+            )[0]
+        ),
+        tuple(r(2, 8, 2, 4, device="meta") for _ in range(3)),
+        2_048,
+    ),
     # query = key = value (2, 5, 8), E 8: q, k and v projections 3 x 2*5*8*8 = 1_920,
     # Q K^T and A V 2 x 2*5*5*8 = 800, out projection 640 -> 3_360
     ("_native_multi_head_attention", NativeMha(), (r(2, 5, 8),), 3_360),
@@ -207,7 +316,7 @@ def test_cuda_only_attention_kernels_are_counted(op: str, counting: str) -> None
 
     graph = torch._C.parse_ir(ATTENTION_IR.replace("{op}", op))
     node = next(n for n in graph.nodes() if n.kind() == f"aten::{op}")
-    for value, shape in zip(node.inputs(), [(2, 2, 8, 4), (2, 2, 6, 4), (2, 2, 6, 4)]):
+    for value, shape in zip(node.inputs(), [(2, 2, 8, 4), (2, 2, 6, 4), (2, 2, 6, 4)], strict=True):
         _typed(value, *shape)
     _typed(next(node.outputs()), 2, 2, 8, 4)
     counts = HANDLES[counting][f"aten::{op}"](list(node.inputs()), list(node.outputs()))

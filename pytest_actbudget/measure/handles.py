@@ -287,20 +287,52 @@ def _conv_tbc(inputs: Values, outputs: Values) -> int:
     return _numel(outputs[0]) * weight[0] * weight[1]
 
 
-def _conv_mode(inputs: Values, outputs: Values) -> int:
-    # _convolution_mode: a convolution with "same"/"valid" padding (never transposed).
-    return int(
-        jit_handles.conv_flop_count(
-            _shape(inputs[0]), _shape(inputs[1]), _shape(outputs[0]), transposed=False
+def _conv_shapes(transposed: bool) -> Callable[[Values, Values], int]:
+    """A convolution counted from its input, weight and output shapes alone (fvcore's
+    formula reads groups from the weight): _convolution_mode ("same"/"valid" padding)
+    and the backend kernels a user may call directly (mkldnn, thnn, slow_conv...)."""
+
+    def count(inputs: Values, outputs: Values) -> int:
+        return int(
+            jit_handles.conv_flop_count(
+                _shape(inputs[0]), _shape(inputs[1]), _shape(outputs[0]), transposed=transposed
+            )
         )
-    )
+
+    return count
+
+
+_BACKEND_CONVOLUTIONS = (
+    "_convolution_mode",
+    "mkldnn_convolution",
+    "thnn_conv2d",
+    "_slow_conv2d_forward",
+    "slow_conv3d",
+    "slow_conv3d_forward",
+    "slow_conv_dilated2d",
+    "slow_conv_dilated3d",
+    "cudnn_convolution",
+    "miopen_convolution",
+    "miopen_depthwise_convolution",
+    "_conv_depthwise2d",
+    "conv_depthwise3d",
+    "_mps_convolution",
+)
+_BACKEND_TRANSPOSED = (
+    "slow_conv_transpose2d",
+    "slow_conv_transpose3d",
+    "cudnn_convolution_transpose",
+    "miopen_convolution_transpose",
+    "_mps_convolution_transpose",
+)
 
 
 # Conv and matmul-like ops: the same multiply-add counts in both conventions. Each name
 # is the key the FLOPs are kept under (``flops/<name>``).
 _COUNTS: list[tuple[str, str, Callable[[Values, Values], int]]] = [
     ("aten::_convolution", "conv", _conv),
-    ("aten::_convolution_mode", "conv", _conv_mode),
+    *((f"aten::{op}", "conv", _conv_shapes(False)) for op in _BACKEND_CONVOLUTIONS),
+    *((f"aten::{op}", "conv", _conv_shapes(True)) for op in _BACKEND_TRANSPOSED),
     ("aten::conv_tbc", "conv", _conv_tbc),
     ("aten::linear", "linear", _linear),
     ("aten::addmm", "addmm", _addmm),

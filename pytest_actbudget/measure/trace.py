@@ -22,7 +22,7 @@ from pytest_actbudget.measure.handles import HANDLES
 from pytest_actbudget.measure.hooks import ModelState, Recorder
 from pytest_actbudget.measure.inputs import iter_tensors, replace_tensors, tensor_spec
 from pytest_actbudget.measure.meta import cpu_like_meta, int_shapes
-from pytest_actbudget.results import LayerStats, Profile
+from pytest_actbudget.results import LayerStats, Profile, SharedParam
 
 #: Name of the user's model inside the wrapper that binds its inputs.
 _INNER = "model"
@@ -202,6 +202,21 @@ def _profile(
         counting=counting,
         layers=tuple(layers),
         uncounted_ops=dict(sorted(uncounted.items())),
+        shared_params=_shared_params(model),
+    )
+
+
+def _shared_params(model: nn.Module) -> tuple[SharedParam, ...]:
+    """Parameter tensors reachable under more than one name (tied weights)."""
+    names: dict[int, list[str]] = {}
+    tensors: dict[int, nn.Parameter] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(parameter), []).append(name)
+        tensors[id(parameter)] = parameter
+    return tuple(
+        SharedParam(tuple(held), tensors[key].numel())
+        for key, held in names.items()
+        if len(held) > 1
     )
 
 

@@ -20,8 +20,10 @@ from pytest_actbudget.report.format import (
     ordered,
     over_text,
     shape_text,
+    shared_lines,
     uncounted_text,
     use_text,
+    warning_lines,
 )
 from pytest_actbudget.report.style import Palette, Role
 from pytest_actbudget.results import BudgetResult, GroupResult, LayerStats
@@ -80,6 +82,7 @@ def entry_lines(
     lines = [_header(result, palette)]
     if result.nodeid:
         lines.append(_INDENT + palette.paint(_plain(result.nodeid), "dim"))
+    lines.extend(_INDENT + palette.paint(_plain(text), "warn") for text in warning_lines(result))
     for violation in result.violations:
         measured, budget = compared(violation)
         text = (
@@ -94,6 +97,7 @@ def entry_lines(
         )
     if result.profile is not None:
         lines.extend(group_lines(result, palette))
+        lines.extend(_INDENT + palette.paint(_plain(text), "dim") for text in shared_lines(result))
         lines.extend(growth.terminal_lines(result, palette, _INDENT))
         if result.profile.uncounted_ops:
             text = "uncounted operators: " + uncounted_text(result.profile.uncounted_ops)
