@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
 from pytest_actbudget.measure.model import measure
@@ -29,7 +28,10 @@ class Resize(nn.Module):
 
 def plain_fvcore(model: nn.Module, x: torch.Tensor) -> int:
     with warnings.catch_warnings():
+        # fvcore's import scripts its losses: torch.jit's deprecation notice
         warnings.simplefilter("ignore")
+        from fvcore.nn import FlopCountAnalysis
+
         analysis = FlopCountAnalysis(model, x).unsupported_ops_warnings(False)
         return int(analysis.total())
 
