@@ -144,6 +144,8 @@ class Profile:
     layers: tuple[LayerStats, ...]
     uncounted_ops: Mapping[str, int] = field(default_factory=dict)
     shared_params: tuple[SharedParam, ...] = ()
+    traced_on: str = "meta"  # "meta", or the device of the real tensors it traced
+    meta_fallback: str | None = None  # why the meta trace could not serve, when it did not
 
     @property
     def total(self) -> LayerStats:
@@ -171,6 +173,8 @@ class Profile:
             "layers": [layer.to_dict() for layer in self.layers],
             "uncounted_ops": dict(sorted(self.uncounted_ops.items())),
             "shared_params": [shared.to_dict() for shared in self.shared_params],
+            "traced_on": self.traced_on,
+            "meta_fallback": self.meta_fallback,
         }
 
     @classmethod
@@ -184,6 +188,8 @@ class Profile:
             shared_params=tuple(
                 SharedParam.from_dict(shared) for shared in data.get("shared_params", [])
             ),
+            traced_on=data.get("traced_on", "meta"),
+            meta_fallback=data.get("meta_fallback"),
         )
 
 
@@ -441,6 +447,8 @@ class BudgetResult:
             "shared_params": (
                 [shared.to_dict() for shared in profile.shared_params] if profile else []
             ),
+            "traced_on": profile.traced_on if profile else None,
+            "meta_fallback": profile.meta_fallback if profile else None,
         }
         if self.growth:
             data["growth"] = [g.to_dict() for g in self.growth]

@@ -103,6 +103,9 @@ def entry_lines(
             text = "uncounted operators: " + uncounted_text(result.profile.uncounted_ops)
             lines.append(_INDENT + palette.paint(text, "warn"))
         lines.extend(_INDENT + _plain(note) for note in notes)
+        if result.profile.meta_fallback:
+            text = f"traced on {result.profile.traced_on}, not meta: {result.profile.meta_fallback}"
+            lines.append(_INDENT + palette.paint(_plain(text), "dim"))
         if layers:
             lines.append("")
             lines.extend(layer_lines(result, palette, depth=depth))
