@@ -11,7 +11,9 @@ the JIT tracer:
   ``aten::_convolution`` that the CPU kernel calls), and the meta kernel of
   ``convolution`` never calls ``_convolution``: convolutions would vanish;
 - batch norm in eval mode saves its per-channel mean and inverse std for backward on
-  meta, where the CPU kernel saves empty tensors: ``saved_bytes`` would differ.
+  meta, where the CPU kernel saves empty tensors: ``saved_bytes`` would differ;
+- ``x[i:j] = 3`` becomes ``fill_`` on the CPU (the number is a CPU scalar tensor) but
+  ``view``/``expand``/``copy_`` on meta (a meta one): an uncounted op would vanish.
 
 Imported only while measuring.
 """
@@ -26,6 +28,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from pytest_actbudget.measure.inputs import untraced
 
 _BASE = torch._C.TensorBase
 _MISSING = object()
@@ -238,11 +242,28 @@ def _never_unpacked(packed: Any) -> Any:
     raise RuntimeError("pytest-actbudget measured this graph; it cannot run backward")
 
 
+_NUMBER = (bool, int, float, complex)
+
+
+def _setitem(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``Tensor.__setitem__`` that turns a Python number into the CPU scalar tensor the
+    CPU path makes of it (of the target's dtype), made outside the trace as torch's
+    own conversion is."""
+
+    def setitem(self: torch.Tensor, index: Any, value: Any) -> Any:
+        if isinstance(value, _NUMBER) and self.is_meta:
+            with untraced():
+                value = torch.tensor(value, dtype=self.dtype, device="cpu")
+        return original(self, index, value)
+
+    return setitem
+
+
 @contextmanager
 def cpu_like_meta(enabled: bool, pack: Callable[[torch.Tensor], Any]) -> Iterator[None]:
-    """On meta, route the functional convolutions through ``torch._convolution`` and
-    make eval batch norm save what it saves on the CPU; ``pack`` is the measurement's
-    saved-tensor hook."""
+    """On meta, route the functional convolutions through ``torch._convolution``, make
+    eval batch norm save what it saves on the CPU and item assignment of a number fill
+    as on the CPU; ``pack`` is the measurement's saved-tensor hook."""
     if not enabled:
         yield
         return
@@ -251,5 +272,8 @@ def cpu_like_meta(enabled: bool, pack: Callable[[torch.Tensor], Any]) -> Iterato
         replacements[f"conv{dims}d"] = _convolution(dims, getattr(F, f"conv{dims}d"))
         name = f"conv_transpose{dims}d"
         replacements[name] = _transposed(dims, getattr(F, name))
-    with _patched(F, replacements):
+    with (
+        _patched(F, replacements),
+        _patched(torch.Tensor, {"__setitem__": _setitem(torch.Tensor.__setitem__)}),
+    ):
         yield

@@ -46,6 +46,12 @@ def measure(
     any device including ``meta``. The model comes out unchanged (modes, hooks,
     ``requires_grad``, parameters, buffers, grads, RNG state).
 
+    Nothing is computed: the trace runs on meta stand-ins of the model's tensors and
+    the inputs, with the numbers of a real trace. A forward that meta cannot follow
+    (``.item()``, branches on tensor values, ``nonzero``, ops without a meta kernel)
+    is traced again on the real tensors; ``Profile.traced_on`` and
+    ``Profile.meta_fallback`` say where it ran and why.
+
     With a ``cache``, measuring an identical model (same structure, attribute
     values, parameter shapes, training flags) with identically shaped inputs returns
     the cached Profile without tracing.
