@@ -33,12 +33,17 @@ def blocker(tensors: Iterable[torch.Tensor], model: nn.Module) -> str | None:
     """Why meta stand-ins cannot serve this model and these inputs, or None.
 
     Stand-ins are plain dense tensors: a tensor subclass (whose behaviour a stand-in
-    would lose) or a sparse or quantized tensor is measured by its real trace."""
+    would lose) or a sparse or quantized tensor is measured by its real trace. So are
+    tensors on several devices: on meta they would all meet, where the real forward
+    may raise (an input not moved to the model's device) or move them itself."""
     named = [
         *((f"input {i}", t) for i, t in enumerate(tensors)),
         *model.named_parameters(),
         *model.named_buffers(),
     ]
+    devices = sorted({str(tensor.device) for _, tensor in named})
+    if len(devices) > 1:
+        return f"its tensors are on several devices ({', '.join(devices)})"
     for name, tensor in named:
         if type(tensor) not in _DENSE:
             return f"{name} is a {type(tensor).__name__}, a tensor subclass"
