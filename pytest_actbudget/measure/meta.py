@@ -30,14 +30,31 @@ import torch
 import torch.nn.functional as F
 
 from pytest_actbudget.measure.inputs import untraced
+from pytest_actbudget.measure.kernels import fast_meta_kernels
 
 _BASE = torch._C.TensorBase
 _MISSING = object()
 
 
+_SHAPE = _BASE.shape.__get__  # type: ignore[attr-defined]
+_NUMEL = _BASE.numel
+_get_state = torch._C._get_tracing_state
+_set_state = torch._C._set_tracing_state  # type: ignore[attr-defined]
+
+
 def _int_shape(tensor: torch.Tensor) -> torch.Size:
-    sizes = _BASE.shape.__get__(tensor)  # type: ignore[attr-defined]
-    return torch.Size([int(size) for size in sizes])
+    # Read with the tracer paused: sizes come out as ints and record no aten::size /
+    # aten::Int nodes (torch's Python meta kernels read shapes thousands of times).
+    state = _get_state()
+    if state is None:
+        shape: torch.Size = _SHAPE(tensor)
+        return shape
+    _set_state(None)
+    try:
+        shape = _SHAPE(tensor)
+    finally:
+        _set_state(state)
+    return shape
 
 
 def _int_size(tensor: torch.Tensor, dim: int | None = None) -> Any:
@@ -46,7 +63,14 @@ def _int_size(tensor: torch.Tensor, dim: int | None = None) -> Any:
 
 
 def _int_numel(tensor: torch.Tensor) -> int:
-    return int(_BASE.numel(tensor))
+    state = _get_state()
+    if state is None:
+        return int(_NUMEL(tensor))
+    _set_state(None)
+    try:
+        return int(_NUMEL(tensor))
+    finally:
+        _set_state(state)
 
 
 @contextmanager
@@ -275,5 +299,6 @@ def cpu_like_meta(enabled: bool, pack: Callable[[torch.Tensor], Any]) -> Iterato
     with (
         _patched(F, replacements),
         _patched(torch.Tensor, {"__setitem__": _setitem(torch.Tensor.__setitem__)}),
+        fast_meta_kernels(),
     ):
         yield
