@@ -1,19 +1,24 @@
 """Measurement speed and pytest start-up, side by side (run by hand, not by CI).
 
-    .venv/bin/python benchmarks/bench.py [--repeat 5]
+    .venv/bin/python benchmarks/bench.py [--repeat 5] [--profile unet]
 
-Prints medians (CPU time, so that other load on the machine matters less) for a
-ResNet-50-style CNN (batch 1, 224x224) and a ViT-B/16-style
-transformer (batch 1, 224x224): pytest-actbudget's measure() (FLOPs, activations,
-shapes, bytes, saved_bytes in one trace) against fvcore's FlopCountAnalysis alone,
-fvcore's FLOP and activation analyses run as two analyses, and PyTorch's
-FlopCounterMode; then a cached re-measure, the 7B decoder on the meta device (time and
-peak RSS, in a subprocess), and pytest start-up with and without the plugin.
+Prints medians of CPU time (other load on the machine matters less than for wall
+time), every ratio taken within the same run, for a ResNet-50-style CNN and a
+ViT-B/16-style transformer (batch 1, 224x224), a U-Net (four levels, base width 64) at
+4x3x128x128 and a BERT-base-sized encoder (12 layers, width 768, sequence 512): the
+model's plain no-grad forward, pytest-actbudget's measure() (FLOPs, activations,
+shapes, bytes and saved_bytes in one trace), fvcore's FlopCountAnalysis(...).total()
+and PyTorch's FlopCounterMode, plus a cached re-measure. Then a marked pytest test
+against the same test unmarked (U-Net, ViT-B/16), the 7B decoder on the meta device
+(time and peak RSS, in a subprocess), and pytest start-up with and without the plugin.
+``--profile MODEL`` prints where measure()'s time goes (cProfile) instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import resource
 import statistics
 import subprocess
@@ -22,9 +27,13 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from marked import marked_vs_unmarked  # noqa: E402  # benchmarks/marked.py
 
 
 def cpu_seconds() -> float:
@@ -49,27 +58,35 @@ def interleaved_medians(runs: dict[str, Callable[[], object]], repeat: int) -> d
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def models() -> dict[str, Callable[[], tuple[Any, Any]]]:
+    """The benchmark's models, each with its example input, built on demand."""
+    import torch
+    from nets import UNet, bert_base  # type: ignore[import-not-found]  # tests/nets.py
+    from zoo import resnet50, vit_b_16  # type: ignore[import-not-found]  # tests/zoo.py
+
+    return {
+        "resnet50": lambda: (resnet50().eval(), torch.randn(1, 3, 224, 224)),
+        "vit_b_16": lambda: (vit_b_16().eval(), torch.randn(1, 3, 224, 224)),
+        "unet": lambda: (UNet().eval(), torch.randn(4, 3, 128, 128)),
+        "bert_base": lambda: (bert_base().eval(), torch.randint(0, 30522, (1, 512))),
+    }
+
+
 def compare_models(repeat: int) -> None:
     import torch
-    from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+    from fvcore.nn import FlopCountAnalysis
     from torch.utils.flop_counter import FlopCounterMode
-    from zoo import resnet50, vit_b_16  # type: ignore[import-not-found]  # tests/zoo.py
 
     from pytest_actbudget.measure.model import MeasureCache, measure
 
-    def quiet(analysis: FlopCountAnalysis) -> FlopCountAnalysis:
-        return (
-            analysis.unsupported_ops_warnings(False)
-            .uncalled_modules_warnings(False)
-            .tracer_warnings("none")
-        )
+    def forward(model: torch.nn.Module, x: torch.Tensor) -> None:
+        with torch.no_grad():
+            model(x)
 
     def fvcore_flops(model: torch.nn.Module, x: torch.Tensor) -> None:
-        quiet(FlopCountAnalysis(model, x)).total()
-
-    def fvcore_two(model: torch.nn.Module, x: torch.Tensor) -> None:
-        quiet(FlopCountAnalysis(model, x)).total()
-        quiet(ActivationCountAnalysis(model, x)).total()
+        analysis = FlopCountAnalysis(model, x)
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        analysis.tracer_warnings("none").total()
 
     def flop_counter_mode(model: torch.nn.Module, x: torch.Tensor) -> None:
         with FlopCounterMode(display=False) as counter:
@@ -80,33 +97,50 @@ def compare_models(repeat: int) -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU time, "
         f"median of {repeat}"
     )
-    header = f"{'model':<10} {'measure()':>10} {'fvcore flops':>13} {'fvcore f+a':>11}"
-    print(header + f" {'FlopCounterMode':>16} {'ratio':>6} {'cached':>9} {'cached %':>9}")
-    for name, factory in (("resnet50", resnet50), ("vit_b_16", vit_b_16)):
-        model = factory().eval()
-        x = torch.randn(1, 3, 224, 224)
+    print(
+        f"{'model':<10} {'GFLOPs':>7} {'forward':>9} {'measure()':>10} {'fvcore':>9} "
+        f"{'FlopCounterMode':>16} {'m/FCM':>6} {'m/fwd':>6} {'m/fvcore':>8} {'cached':>8}"
+    )
+    for name, build in models().items():
+        model, x = build()
         cache = MeasureCache()
-        measure(model, x, cache=cache)
+        profile = measure(model, x, cache=cache)
         t = interleaved_medians(
             {
+                "forward": lambda: forward(model, x),  # noqa: B023
                 "ours": lambda: measure(model, x),  # noqa: B023
-                "alone": lambda: fvcore_flops(model, x),  # noqa: B023
-                "two": lambda: fvcore_two(model, x),  # noqa: B023
+                "fvcore": lambda: fvcore_flops(model, x),  # noqa: B023
                 "mode": lambda: flop_counter_mode(model, x),  # noqa: B023
                 "cached": lambda: measure(model, x, cache=cache),  # noqa: B023
             },
             repeat,
         )
         print(
-            f"{name:<10} {t['ours'] * 1e3:>8.0f}ms {t['alone'] * 1e3:>11.0f}ms"
-            f" {t['two'] * 1e3:>9.0f}ms {t['mode'] * 1e3:>14.0f}ms"
-            f" {t['ours'] / t['alone']:>5.2f}x {t['cached'] * 1e3:>7.2f}ms"
-            f" {t['cached'] / t['ours']:>8.2%}"
+            f"{name:<10} {profile.total.flops / 1e9:>7.1f} {t['forward'] * 1e3:>7.0f}ms"
+            f" {t['ours'] * 1e3:>8.0f}ms {t['fvcore'] * 1e3:>7.0f}ms {t['mode'] * 1e3:>14.0f}ms"
+            f" {t['ours'] / t['mode']:>5.2f}x {t['ours'] / t['forward']:>5.2f}x"
+            f" {t['ours'] / t['fvcore']:>7.2f}x {t['cached'] * 1e3:>6.2f}ms"
+            f" ({t['cached'] / t['ours']:.1%}, traced on {profile.traced_on})"
         )
 
 
+def profile_measure(name: str, lines: int = 25) -> None:
+    """cProfile of one measure() call (after a warm-up), by own time and cumulative."""
+    from pytest_actbudget.measure.model import measure
+
+    model, x = models()[name]()
+    measure(model, x)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    measure(model, x)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(lines)
+    stats.sort_stats("cumulative").print_stats(lines)
+
+
 _SEVEN_B = """
-import resource, sys, time
+import sys, time
 sys.path.insert(0, {tests!r})
 import torch
 from nets import decoder_7b
@@ -117,7 +151,10 @@ with torch.device("meta"):
 built = time.perf_counter()
 profile = measure(model, torch.zeros(1, 2048, dtype=torch.long, device="meta"))
 done = time.perf_counter()
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would report the
+# parent's peak (the benchmark's big forwards) for a fresh process.
+status = open("/proc/self/status").read().split("VmHWM:")[1]
+rss = int(status.split()[0]) / 1024
 print(built - start, done - built, rss, profile.total.params, profile.total.flops)
 """
 
@@ -172,14 +209,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--profile", metavar="MODEL", help="cProfile measure() of MODEL")
+    parser.add_argument("--only", choices=["models", "pytest", "7b", "startup"], nargs="*")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
-    compare_models(args.repeat)
-    seven_b()
-    pytest_startup(args.repeat)
+    if args.profile:
+        profile_measure(args.profile)
+        return
+    parts = args.only or ["models", "pytest", "7b", "startup"]
+    if "models" in parts:
+        compare_models(args.repeat)
+    if "pytest" in parts:
+        marked_vs_unmarked(max(args.repeat // 2, 1), args.threads)
+    if "7b" in parts:
+        seven_b()
+    if "startup" in parts:
+        pytest_startup(args.repeat)
 
 
 if __name__ == "__main__":

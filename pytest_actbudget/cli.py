@@ -29,7 +29,12 @@ from pytest_actbudget.errors import ActBudgetError
 from pytest_actbudget.grouping import GroupPatterns, auto_groups, group_profile
 from pytest_actbudget.report import diff, terminal
 from pytest_actbudget.report import json as json_report
-from pytest_actbudget.report.format import inputs_text, uncounted_text
+from pytest_actbudget.report.format import (
+    inputs_text,
+    shared_lines,
+    uncounted_text,
+    warning_lines,
+)
 from pytest_actbudget.report.style import Palette
 from pytest_actbudget.results import (
     ABSOLUTE_METRICS,
@@ -200,9 +205,11 @@ def _profile(args: argparse.Namespace) -> int:
         palette.paint(f"{profile.model}({inputs_text(profile.inputs)})", "bold")
         + f"  {profile.counting}  from {args.factory}"
         + (f"  entry '{entry.name}'" if entry is not None else ""),
+        *("  " + palette.paint(text, "warn") for text in warning_lines(result)),
         *terminal.layer_lines(result, palette, depth=args.depth),
         "",
         *terminal.group_lines(result, palette),
+        *("  " + text for text in shared_lines(result)),
     ]
     if profile.uncounted_ops:
         lines.append("  uncounted operators: " + uncounted_text(profile.uncounted_ops))

@@ -6,6 +6,7 @@ Pure functions over a :class:`~pytest_actbudget.results.Profile`; no torch, no p
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 
@@ -79,8 +80,10 @@ def group_profile(profile: Profile, groups: GroupPatterns) -> tuple[GroupStats, 
     """
     resolved = resolve(profile, groups)
     total = profile.total
+    deductions, notes = shared_counted_once(profile, resolved)
     stats = [
-        _stats(profile, name, tuple(groups[name]), modules) for name, modules in resolved.items()
+        _stats(profile, name, tuple(groups[name]), modules, deductions[name], notes[name])
+        for name, modules in resolved.items()
     ]
     claimed = {path for modules in resolved.values() for path in modules}
     leftovers = _unclaimed_tops(profile, claimed)
@@ -88,7 +91,7 @@ def group_profile(profile: Profile, groups: GroupPatterns) -> tuple[GroupStats, 
         metric: total.metric(metric) - sum(int(s.metric(metric)) for s in stats)
         for metric in ABSOLUTE_METRICS
     }
-    if leftovers or any(sums.values()):
+    if leftovers or any(value > 0 for value in sums.values()):
         other = {metric: max(value, 0) for metric, value in sums.items()}
         stats.append(
             GroupStats(
@@ -97,19 +100,71 @@ def group_profile(profile: Profile, groups: GroupPatterns) -> tuple[GroupStats, 
                 modules=leftovers,
                 flops_share=_share(other["flops"], total.flops),
                 act_share=_share(other["activations"], total.activations),
-                **other,
+                flops=other["flops"],
+                activations=other["activations"],
+                params=other["params"],
+                act_bytes=other["act_bytes"],
+                saved_bytes=other["saved_bytes"],
             )
         )
     return tuple(stats)
 
 
+def shared_counted_once(
+    profile: Profile, resolved: Mapping[str, tuple[str, ...]]
+) -> tuple[Counter[str], dict[str, list[tuple[str, str]]]]:
+    """Shared parameter tensors counted once, in the group of their first holder in
+    forward order (``(other)`` when no group claims that holder).
+
+    Returns the params to take off each group's sum (a group's modules count the
+    tensor once each) and, per group, ``(name, group that counts it)`` for the shared
+    tensors it holds but does not count.
+    """
+    order = {path: index for index, path in enumerate(profile.paths)}
+    deductions: Counter[str] = Counter()
+    notes: dict[str, list[tuple[str, str]]] = {name: [] for name in resolved}
+    for shared in profile.shared_params:
+        holders = sorted(
+            ((name.rpartition(".")[0], name) for name in shared.names),
+            key=lambda holder: order.get(holder[0], len(order)),
+        )
+        tops: dict[str, set[str]] = {}
+        named: dict[str, str] = {}
+        for holder, name in holders:
+            for group, modules in resolved.items():
+                for top in modules:
+                    if is_within(holder, top):
+                        tops.setdefault(group, set()).add(top)
+                        named.setdefault(group, name)
+        first = holders[0][0]
+        owner = next(
+            (
+                group
+                for group, modules in resolved.items()
+                if any(is_within(first, t) for t in modules)
+            ),
+            OTHER_GROUP,
+        )
+        for group, holding in tops.items():
+            deductions[group] += shared.numel * (len(holding) - (group == owner))
+            if group != owner:
+                notes[group].append((named[group], owner))
+    return deductions, notes
+
+
 def _stats(
-    profile: Profile, name: str, patterns: tuple[str, ...], modules: tuple[str, ...]
+    profile: Profile,
+    name: str,
+    patterns: tuple[str, ...],
+    modules: tuple[str, ...],
+    shared_params: int = 0,
+    shared: Sequence[tuple[str, str]] = (),
 ) -> GroupStats:
     sums = {
         metric: sum(profile.layer(path).metric(metric) for path in modules)
         for metric in ABSOLUTE_METRICS
     }
+    sums["params"] -= shared_params
     total = profile.total
     return GroupStats(
         name=name,
@@ -117,6 +172,7 @@ def _stats(
         modules=modules,
         flops_share=_share(sums["flops"], total.flops),
         act_share=_share(sums["activations"], total.activations),
+        shared=tuple(shared),
         **sums,
     )
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+from pytest_actbudget.opkinds import missing_compute
+
 #: Absolute metrics: measured per module (inclusive of descendants) and summed per group.
 ABSOLUTE_METRICS: tuple[str, ...] = ("flops", "activations", "params", "act_bytes", "saved_bytes")
 #: Share metrics: a group's fraction of the model's total (0..1).
@@ -117,6 +119,23 @@ class LayerStats:
 
 
 @dataclass(frozen=True)
+class SharedParam:
+    """One parameter tensor reachable under several names (tied weights: GPT-2's
+    ``lm_head.weight`` is ``transformer.wte.weight``). Every module's ``params``
+    counts it once; a group counts it only if it is the first in forward order."""
+
+    names: tuple[str, ...]  # in named_parameters() order
+    numel: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"names": list(self.names), "numel": self.numel}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SharedParam:
+        return cls(names=tuple(data["names"]), numel=data["numel"])
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything measured about one (model, inputs) pair.
 
@@ -130,6 +149,9 @@ class Profile:
     layers: tuple[LayerStats, ...]
     uncounted_ops: Mapping[str, int] = field(default_factory=dict)
     mode: str | None = None  # "train" | "eval": the root module's training flag
+    shared_params: tuple[SharedParam, ...] = ()
+    traced_on: str = "meta"  # "meta", or the device of the real tensors it traced
+    meta_fallback: str | None = None  # why the meta trace could not serve, when it did not
 
     @property
     def total(self) -> LayerStats:
@@ -157,6 +179,9 @@ class Profile:
             "layers": [layer.to_dict() for layer in self.layers],
             "uncounted_ops": dict(sorted(self.uncounted_ops.items())),
             "mode": self.mode,
+            "shared_params": [shared.to_dict() for shared in self.shared_params],
+            "traced_on": self.traced_on,
+            "meta_fallback": self.meta_fallback,
         }
 
     def __str__(self) -> str:
@@ -174,6 +199,11 @@ class Profile:
             layers=tuple(LayerStats.from_dict(layer) for layer in data["layers"]),
             uncounted_ops=dict(data.get("uncounted_ops", {})),
             mode=data.get("mode"),
+            shared_params=tuple(
+                SharedParam.from_dict(shared) for shared in data.get("shared_params", [])
+            ),
+            traced_on=data.get("traced_on", "meta"),
+            meta_fallback=data.get("meta_fallback"),
         )
 
 
@@ -191,6 +221,9 @@ class GroupStats:
     saved_bytes: int
     flops_share: float
     act_share: float
+    # (parameter name, group that counts it) for each shared tensor this group holds
+    # but another group counts (see SharedParam)
+    shared: tuple[tuple[str, str], ...] = ()
 
     def metric(self, name: str) -> float:
         value: float = getattr(self, name)
@@ -207,6 +240,7 @@ class GroupStats:
             name=data["name"],
             patterns=tuple(data.get("patterns", data["modules"])),
             modules=tuple(data["modules"]),
+            shared=tuple((name, owner) for name, owner in data.get("shared", {}).items()),
             **{name: metrics.get(name, 0) for name in METRICS},
         )
 
@@ -272,6 +306,7 @@ class GroupResult:
             "patterns": list(self.stats.patterns),
             "modules": list(self.stats.modules),
             "metrics": {name: _plain(name, self.stats.metric(name)) for name in METRICS},
+            "shared": dict(self.stats.shared),
             "budgets": {name: _plain(name, value) for name, value in self.budgets.items()},
             "violations": [
                 {
@@ -410,6 +445,7 @@ class BudgetResult:
             "counting": self.counting,
             "outcome": self.outcome,
             "message": self.message,
+            "warnings": missing_compute(profile.uncounted_ops) if profile else [],
             "budget_file": self.budget_file,
             "budget_line": self.budget_line,
             "total": (
@@ -430,6 +466,11 @@ class BudgetResult:
             "mode": profile.mode if profile else None,
             "notes": list(self.notes),
             "other_models": list(self.other_models),
+            "shared_params": (
+                [shared.to_dict() for shared in profile.shared_params] if profile else []
+            ),
+            "traced_on": profile.traced_on if profile else None,
+            "meta_fallback": profile.meta_fallback if profile else None,
         }
         if self.growth:
             data["growth"] = [g.to_dict() for g in self.growth]

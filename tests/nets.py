@@ -234,3 +234,103 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.head(self.pool(self.block(self.stem(x))).flatten(1))
         return out
+
+
+def _double_conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """Ronneberger's U-Net with batch norm: ``levels`` encoder levels of widths
+    base, 2*base, ... (double 3x3 convs, 2x2 max pooling), a bottleneck of twice the
+    last width, and a decoder of 2x2 transposed convs and double convs over the
+    concatenated skip; a 1x1 conv head. Padded convs: the output has the input's size."""
+
+    def __init__(self, cin: int = 3, classes: int = 2, base: int = 64, levels: int = 4) -> None:
+        super().__init__()
+        widths = [base * 2**i for i in range(levels)]
+        self.down = nn.ModuleList(
+            _double_conv(a, b) for a, b in zip([cin, *widths[:-1]], widths, strict=True)
+        )
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = _double_conv(widths[-1], 2 * widths[-1])
+        self.up = nn.ModuleList(nn.ConvTranspose2d(2 * w, w, 2, stride=2) for w in widths[::-1])
+        self.decode = nn.ModuleList(_double_conv(2 * w, w) for w in widths[::-1])
+        self.head = nn.Conv2d(base, classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        for up, block, skip in zip(self.up, self.decode, reversed(skips), strict=True):
+            x = block(torch.cat([up(x), skip], dim=1))
+        out: torch.Tensor = self.head(x)
+        return out
+
+
+class BertLayer(nn.Module):
+    """Post-norm encoder layer: q, k, v, o projections around SDPA attention, then a
+    GELU feed-forward; a residual and a LayerNorm after each (BERT's layout)."""
+
+    def __init__(self, width: int, heads: int, hidden: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(width, width)
+        self.k = nn.Linear(width, width)
+        self.v = nn.Linear(width, width)
+        self.o = nn.Linear(width, width)
+        self.attn_norm = nn.LayerNorm(width, eps=1e-12)
+        self.ffn = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+        self.ffn_norm = nn.LayerNorm(width, eps=1e-12)
+        self.dropout = nn.Dropout(0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, width = x.shape
+        q, k, v = (
+            proj(x).view(batch, length, self.heads, width // self.heads).transpose(1, 2)
+            for proj in (self.q, self.k, self.v)
+        )
+        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, length, width)
+        x = self.attn_norm(x + self.dropout(self.o(a)))
+        out: torch.Tensor = self.ffn_norm(x + self.dropout(self.ffn(x)))
+        return out
+
+
+class BertEncoder(nn.Module):
+    """BERT without the pooler: word, position and token-type embeddings, LayerNorm,
+    then ``layers`` post-norm encoder layers."""
+
+    def __init__(
+        self, vocab: int, width: int, layers: int, heads: int, hidden: int, max_len: int
+    ) -> None:
+        super().__init__()
+        self.words = nn.Embedding(vocab, width)
+        self.positions = nn.Embedding(max_len, width)
+        self.token_types = nn.Embedding(2, width)
+        self.norm = nn.LayerNorm(width, eps=1e-12)
+        self.layers = nn.Sequential(*(BertLayer(width, heads, hidden) for _ in range(layers)))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.words(tokens) + self.positions(positions) + self.token_types(tokens * 0)
+        out: torch.Tensor = self.layers(self.norm(x))
+        return out
+
+
+def bert_base() -> BertEncoder:
+    """BERT-base sized: 12 layers, width 768, 12 heads, feed-forward 3072, 512 positions."""
+    return BertEncoder(vocab=30522, width=768, layers=12, heads=12, hidden=3072, max_len=512)
+
+
+def tiny_bert() -> BertEncoder:
+    return BertEncoder(vocab=50, width=16, layers=2, heads=4, hidden=32, max_len=16)

@@ -306,8 +306,9 @@ def test_model_state_survives(act_budget, how, fault):
         with pytest.raises(MeasurementError, match="could not measure StatefulNet: "):
             call(model, x, **kwargs)
     models.assert_same_state(before, models.state(model))
-    # The user's hook fires for the traced forward (none when the cache answered).
-    assert len(model.seen) <= 1
+    # The user's hook fires for the traced forward (none when the cache answered); a
+    # forward that raises on the meta stand-ins is traced once more on the real tensors.
+    assert len(model.seen) <= (2 if fault == "raise" else 1)
 """
 
 NO_TENSOR = (

@@ -4,11 +4,13 @@ forward, not of a training forward that keeps every activation for backward."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 from torch.multiprocessing.reductions import StorageWeakRef
 
 from pytest_actbudget.measure.model import measure
+from pytest_actbudget.measure.trace import trace_profile
 
 
 class Probe(nn.Module):
@@ -37,7 +39,8 @@ def _mlp() -> tuple[nn.Sequential, Probe]:
     return model, probe
 
 
-def test_saved_activations_are_freed_as_in_inference() -> None:
+@pytest.mark.parametrize("standins", [True, False], ids=["meta", "real"])
+def test_saved_activations_are_freed_as_in_inference(standins: bool) -> None:
     x = torch.randn(2, 4)
     # A training forward keeps all 3 ReLU outputs for backward (ReLU saves its result,
     # the next Linear its input), so all 3 are alive when the probe runs ...
@@ -51,9 +54,11 @@ def test_saved_activations_are_freed_as_in_inference() -> None:
     with torch.no_grad():
         model(x)
     assert probe.alive == [1]
-    # The measurement counts those saves but keeps nothing: as in inference.
+    # The measurement counts those saves but keeps nothing: as in inference, on meta
+    # stand-ins and on the real tensors.
     model, probe = _mlp()
-    profile = measure(model, x)
+    profile = trace_profile(model, (x,), {}, "fvcore", standins=standins)
+    assert profile.traced_on == ("meta" if standins else "cpu")
     assert probe.alive == [1]
     # saved_bytes unchanged: x (2*4 floats = 32 bytes) saved by the first Linear and
     # each ReLU output (32 bytes; the next Linear saves the same storage) -> 4*32 = 128

@@ -4,7 +4,8 @@ and fvcore, and only once something is measured: importing it costs nothing.
 Modules, by idea: ``model`` (the entry point and its errors), ``trace`` (one fvcore JIT
 trace -> Profile), ``handles`` (operator FLOP handles per counting convention),
 ``hooks`` (forward and saved-tensor hooks, the model-state snapshot), ``inputs``
-(nested inputs and outputs), ``meta`` (tracing tweaks for meta tensors), ``cache``
+(nested inputs and outputs), ``meta`` (tracing tweaks for meta tensors), ``standins``
+(meta stand-ins for a real model's tensors, so that nothing computes), ``cache``
 (the per-session Profile cache) and ``capture`` (the marker's first-call recorder).
 """
 

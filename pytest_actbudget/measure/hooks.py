@@ -7,6 +7,7 @@ Imported only while measuring.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class Recorder:
             for module, path in paths.items()
         }
         self.call_order: list[str] = []  # paths in first-call order
+        self.failed_in: str | None = None  # the innermost module a raising forward left
         self._stack = [""]
         # Weak references only: a strong one would keep every saved activation alive
         # until the trace ends (8x the memory of the plain forward on a deep MLP).
@@ -102,6 +104,9 @@ class Recorder:
     def _exit(self, path: str, module: nn.Module, args: Any, output: Any) -> None:
         if len(self._stack) > 1:
             self._stack.pop()
+        if self.failed_in is None and sys.exc_info()[0] is not None:
+            # torch runs always_call hooks inside its except clause: the forward raised.
+            self.failed_in = path
         record = self.records[path]
         with untraced():
             if record.output is None:
@@ -138,7 +143,7 @@ class ModelState:
     training flags, ``requires_grad``, hook dicts and buffer values (a train-mode
     forward updates BatchNorm running stats)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, *, buffers: bool = True) -> None:
         modules = list(model.modules())
         self._training = [(module, module.training) for module in modules]
         self._requires_grad = [(p, p.requires_grad) for p in model.parameters()]
@@ -146,8 +151,10 @@ class ModelState:
             (module, {name: set(getattr(module, name, {})) for name in _HOOK_DICTS})
             for module in modules
         ]
-        with torch.no_grad():
-            self._buffers = [(b, b.clone()) for b in model.buffers() if not b.is_inference()]
+        self._buffers: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if buffers:
+            with torch.no_grad():
+                self._buffers = [(b, b.clone()) for b in model.buffers() if not b.is_inference()]
 
     def restore(self) -> None:
         for module, training in self._training:

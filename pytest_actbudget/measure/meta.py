@@ -1,6 +1,9 @@
 """Tracing tweaks that make a model on the ``meta`` device trace like one on the CPU.
 
-Three things differ on meta under the JIT tracer:
+Shapes read from Python are plain ints while measuring (``int_shapes``), which
+``F.interpolate`` does not expect when it recomputes a scale factor under tracing; it
+gets its output size computed in Python instead. Three things differ on meta under
+the JIT tracer:
 
 - ``tensor.shape`` gives 0-d size tensors while tracing, and the meta kernels written
   in Python pass comparisons of them to ``torch._check``, which insists on a bool;
@@ -8,13 +11,17 @@ Three things differ on meta under the JIT tracer:
   ``aten::_convolution`` that the CPU kernel calls), and the meta kernel of
   ``convolution`` never calls ``_convolution``: convolutions would vanish;
 - batch norm in eval mode saves its per-channel mean and inverse std for backward on
-  meta, where the CPU kernel saves empty tensors: ``saved_bytes`` would differ.
+  meta, where the CPU kernel saves empty tensors: ``saved_bytes`` would differ;
+- ``x[i:j] = 3`` becomes ``fill_`` on the CPU (the number is a CPU scalar tensor) but
+  ``view``/``expand``/``copy_`` on meta (a meta one): an uncounted op would vanish.
 
 Imported only while measuring.
 """
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,13 +29,32 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from pytest_actbudget.measure.inputs import untraced
+from pytest_actbudget.measure.kernels import fast_meta_kernels
+
 _BASE = torch._C.TensorBase
 _MISSING = object()
 
 
+_SHAPE = _BASE.shape.__get__  # type: ignore[attr-defined]
+_NUMEL = _BASE.numel
+_get_state = torch._C._get_tracing_state
+_set_state = torch._C._set_tracing_state  # type: ignore[attr-defined]
+
+
 def _int_shape(tensor: torch.Tensor) -> torch.Size:
-    sizes = _BASE.shape.__get__(tensor)  # type: ignore[attr-defined]
-    return torch.Size([int(size) for size in sizes])
+    # Read with the tracer paused: sizes come out as ints and record no aten::size /
+    # aten::Int nodes (torch's Python meta kernels read shapes thousands of times).
+    state = _get_state()
+    if state is None:
+        shape: torch.Size = _SHAPE(tensor)
+        return shape
+    _set_state(None)
+    try:
+        shape = _SHAPE(tensor)
+    finally:
+        _set_state(state)
+    return shape
 
 
 def _int_size(tensor: torch.Tensor, dim: int | None = None) -> Any:
@@ -37,7 +63,14 @@ def _int_size(tensor: torch.Tensor, dim: int | None = None) -> Any:
 
 
 def _int_numel(tensor: torch.Tensor) -> int:
-    return int(_BASE.numel(tensor))
+    state = _get_state()
+    if state is None:
+        return int(_NUMEL(tensor))
+    _set_state(None)
+    try:
+        return int(_NUMEL(tensor))
+    finally:
+        _set_state(state)
 
 
 @contextmanager
@@ -64,10 +97,55 @@ def int_shapes() -> Iterator[None]:
     fixing meta kernels, shape arithmetic no longer shows up as uncounted
     ``aten::mul``/``aten::div`` ops, on any device.
     """
-    with _patched(
-        torch.Tensor, {"shape": property(_int_shape), "size": _int_size, "numel": _int_numel}
+    sizes = {"shape": property(_int_shape), "size": _int_size, "numel": _int_numel}
+    with (
+        _patched(torch.Tensor, sizes),
+        _patched(F, {"interpolate": _interpolate(F.interpolate)}),
     ):
         yield
+
+
+def _float32(value: float) -> float:
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def _interpolate(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``F.interpolate`` that computes a recomputed output size in Python.
+
+    With ``recompute_scale_factor=True``, or ``mode="area"`` and a scale factor, torch
+    computes the output size while tracing as ``input.size(i + 2).float()`` times the
+    factor: with plain-int sizes that is ``int.float()``, an AttributeError. The size is
+    computed here the same way (float32 product, floored) and passed as ``size``,
+    which is what torch then does with it, so the traced operator is the same one.
+    """
+
+    def interpolate(
+        input: torch.Tensor,
+        size: Any = None,
+        scale_factor: Any = None,
+        mode: str = "nearest",
+        align_corners: bool | None = None,
+        recompute_scale_factor: bool | None = None,
+        antialias: bool = False,
+    ) -> Any:
+        dims = input.dim() - 2
+        factors = (
+            list(scale_factor) if isinstance(scale_factor, (list, tuple)) else [scale_factor] * dims
+        )
+        recompute = recompute_scale_factor or mode == "area"
+        if size is not None or scale_factor is None or not recompute or len(factors) != dims:
+            # Nothing to recompute, or an argument error torch words best.
+            return original(
+                input, size, scale_factor, mode, align_corners, recompute_scale_factor, antialias
+            )
+        # float32 x float32 is exact in a double, so one rounding gives torch's product.
+        output = [
+            math.floor(_float32(_float32(float(input.shape[i + 2])) * _float32(float(factor))))
+            for i, factor in enumerate(factors)
+        ]
+        return original(input, output, None, mode, align_corners, None, antialias)
+
+    return interpolate
 
 
 def _as_list(value: Any, dims: int) -> list[int]:
@@ -86,9 +164,16 @@ def _convolution(dims: int, original: Callable[..., Any]) -> Callable[..., Any]:
         dilation: Any = 1,
         groups: int = 1,
     ) -> Any:
-        if isinstance(padding, str) or input.dim() != dims + 2:
-            # "same"/"valid" padding and unbatched inputs: left to torch (uncounted on meta).
+        if isinstance(padding, str) or input.dim() not in (dims + 1, dims + 2):
+            # "same"/"valid" padding is recorded as aten::_convolution_mode on meta too;
+            # a wrong rank is torch's error to raise.
             return original(input, weight, bias, stride, padding, dilation, groups)
+        if input.dim() == dims + 1:
+            # Unbatched: the meta kernel would record no convolution at all.
+            batched = _call(
+                input.unsqueeze(0), weight, bias, dims, stride, padding, dilation, False, 0, groups
+            )
+            return batched.squeeze(0)
         return _call(input, weight, bias, dims, stride, padding, dilation, False, 0, groups)
 
     return conv
@@ -107,8 +192,22 @@ def _transposed(dims: int, original: Callable[..., Any]) -> Callable[..., Any]:
         groups: int = 1,
         dilation: Any = 1,
     ) -> Any:
-        if input.dim() != dims + 2:
+        if input.dim() not in (dims + 1, dims + 2):
             return original(input, weight, bias, stride, padding, output_padding, groups, dilation)
+        if input.dim() == dims + 1:
+            batched = _call(
+                input.unsqueeze(0),
+                weight,
+                bias,
+                dims,
+                stride,
+                padding,
+                dilation,
+                True,
+                output_padding,
+                groups,
+            )
+            return batched.squeeze(0)
         return _call(
             input, weight, bias, dims, stride, padding, dilation, True, output_padding, groups
         )
@@ -167,11 +266,28 @@ def _never_unpacked(packed: Any) -> Any:
     raise RuntimeError("pytest-actbudget measured this graph; it cannot run backward")
 
 
+_NUMBER = (bool, int, float, complex)
+
+
+def _setitem(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``Tensor.__setitem__`` that turns a Python number into the CPU scalar tensor the
+    CPU path makes of it (of the target's dtype), made outside the trace as torch's
+    own conversion is."""
+
+    def setitem(self: torch.Tensor, index: Any, value: Any) -> Any:
+        if isinstance(value, _NUMBER) and self.is_meta:
+            with untraced():
+                value = torch.tensor(value, dtype=self.dtype, device="cpu")
+        return original(self, index, value)
+
+    return setitem
+
+
 @contextmanager
 def cpu_like_meta(enabled: bool, pack: Callable[[torch.Tensor], Any]) -> Iterator[None]:
-    """On meta, route the functional convolutions through ``torch._convolution`` and
-    make eval batch norm save what it saves on the CPU; ``pack`` is the measurement's
-    saved-tensor hook."""
+    """On meta, route the functional convolutions through ``torch._convolution``, make
+    eval batch norm save what it saves on the CPU and item assignment of a number fill
+    as on the CPU; ``pack`` is the measurement's saved-tensor hook."""
     if not enabled:
         yield
         return
@@ -180,5 +296,9 @@ def cpu_like_meta(enabled: bool, pack: Callable[[torch.Tensor], Any]) -> Iterato
         replacements[f"conv{dims}d"] = _convolution(dims, getattr(F, f"conv{dims}d"))
         name = f"conv_transpose{dims}d"
         replacements[name] = _transposed(dims, getattr(F, name))
-    with _patched(F, replacements):
+    with (
+        _patched(F, replacements),
+        _patched(torch.Tensor, {"__setitem__": _setitem(torch.Tensor.__setitem__)}),
+        fast_meta_kernels(),
+    ):
         yield

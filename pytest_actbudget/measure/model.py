@@ -8,6 +8,8 @@ plugin costs nothing in a run without act_budget tests.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pytest_actbudget.errors import MeasurementError
@@ -19,7 +21,9 @@ if TYPE_CHECKING:
 
 __all__ = ["COUNTINGS", "MeasureCache", "MeasurementError", "measure"]
 
-#: The counting conventions ``measure`` understands (``counting.flops`` in budgets files).
+# torch.jit.script/trace deprecation notices (DeprecationWarning in torch 2.13,
+# FutureWarning in 2.14), raised by fvcore's import and by our trace, not by the user.
+_JIT_DEPRECATED = r".*torch\.jit\b.*deprecated"
 
 
 def measure(
@@ -41,6 +45,12 @@ def measure(
     multiply-add = 1). Inputs may be tensors or tuples/lists/dicts of tensors, on
     any device including ``meta``. The model comes out unchanged (modes, hooks,
     ``requires_grad``, parameters, buffers, grads, RNG state).
+
+    Nothing is computed: the trace runs on meta stand-ins of the model's tensors and
+    the inputs, with the numbers of a real trace. A forward that meta cannot follow
+    (``.item()``, branches on tensor values, ``nonzero``, ops without a meta kernel)
+    is traced again on the real tensors; ``Profile.traced_on`` and
+    ``Profile.meta_fallback`` say where it ran and why.
 
     With a ``cache``, measuring an identical model (same structure, attribute
     values, parameter shapes, training flags) with identically shaped inputs returns
@@ -79,19 +89,15 @@ def _measure(model: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any], counti
             f"could not measure {name}: module {slashed!r} has a '/' in its name, which "
             "fvcore's tracer uses to separate module scopes; rename it (e.g. with '_')"
         )
-    with warnings.catch_warnings():
-        # fvcore.nn scripts its losses at import: torch.jit.script's DeprecationWarning
-        # says nothing to our users.
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with quiet_torch_jit():
         from pytest_actbudget.measure.trace import ForwardFailed, NoTensorOutput, trace_profile
 
     try:
-        return trace_profile(model, inputs, kwargs, counting)
+        with quiet_torch_jit():
+            return trace_profile(model, inputs, kwargs, counting)
     except ForwardFailed as failed:
         cause = failed.__cause__ or failed
-        raise MeasurementError(
-            f"could not measure {name}: its forward raised {type(cause).__name__}: {cause}"
-        ) from cause
+        raise _forward_error(model, inputs, kwargs, cause) from cause
     except NoTensorOutput as error:
         raise MeasurementError(
             f"could not measure {name}: {error}; the JIT tracer follows tensors only, so "
@@ -104,3 +110,55 @@ def _measure(model: Any, inputs: tuple[Any, ...], kwargs: dict[str, Any], counti
             "torch.jit tracing (tensor inputs and outputs, no Python-side data-dependent "
             "control flow on meta tensors)"
         ) from error
+
+
+@contextmanager
+def quiet_torch_jit() -> Iterator[None]:
+    """No torch.jit deprecation warnings from our machinery: importing fvcore scripts
+    its losses, and measuring traces. Warnings of the user's forward still show."""
+    with warnings.catch_warnings():
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", _JIT_DEPRECATED, category)
+        yield
+
+
+def _forward_error(
+    model: nn.Module, inputs: tuple[Any, ...], kwargs: dict[str, Any], cause: BaseException
+) -> MeasurementError:
+    """The forward raised while measured: the user's error, unless the same forward
+    traces without the plugin's tracing tweaks, which then broke it."""
+    from pytest_actbudget.measure.capture import paused
+    from pytest_actbudget.measure.trace import plain_trace_error
+
+    name = type(model).__name__
+    raised = f"{type(cause).__name__}: {cause}"
+    yours = MeasurementError(f"could not measure {name}: its forward raised {raised}")
+    # The replay runs the forward (and its hooks) once more: only for the errors our
+    # plain-int sizes can cause (an int used as a tensor), never for the user's own.
+    if not isinstance(cause, (AttributeError, TypeError)) or "'int'" not in str(cause):
+        return yours
+    with paused(), quiet_torch_jit(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's own warnings, for a trace we drop
+        if plain_trace_error(model, inputs, kwargs) is not None:
+            return yours
+    return MeasurementError(
+        f"could not measure {name}: the forward traces fine with plain torch.jit but "
+        "failed under pytest-actbudget's measuring machinery (which makes tensor sizes "
+        "plain ints while tracing), so the failure is the plugin's, not the forward's: "
+        f"at {_operation(cause)}: {raised}. Please report it to pytest-actbudget with "
+        "the model; until it is fixed, leave this model unmarked"
+    )
+
+
+def _operation(error: BaseException) -> str:
+    """The function that raised, as ``module.function (file.py:line)``."""
+    tb = error.__traceback__
+    if tb is None:
+        return "an operation"
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = tb.tb_frame
+    module = frame.f_globals.get("__name__", "?")
+    filename = frame.f_code.co_filename.replace("\\", "/").rpartition("/")[2]
+    qualname = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)  # 3.11+
+    return f"{module}.{qualname} ({filename}:{tb.tb_lineno})"

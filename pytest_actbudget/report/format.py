@@ -11,6 +11,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from pytest_actbudget.budgets.units import human
+from pytest_actbudget.opkinds import missing_compute
 from pytest_actbudget.results import (
     SHARE_METRICS,
     BudgetResult,
@@ -31,8 +32,10 @@ __all__ = [
     "ordered",
     "over_text",
     "shape_text",
+    "shared_lines",
     "uncounted_text",
     "use_text",
+    "warning_lines",
 ]
 
 #: The metrics every group table shows, in column order.
@@ -77,7 +80,27 @@ def headline(results: Sequence[BudgetResult], problems: Sequence[str] = ()) -> s
             parts.append(f"{found} {word}{plural}")
     parts.extend(problems)
     status = ", ".join(parts) if parts else "all within budget"
+    missing = sum(1 for result in results if warning_lines(result))
+    if missing:
+        # Within budget or not, those numbers lack compute: the first line says so.
+        status += f"; {missing} with uncounted compute"
     return f"{count} {noun} checked: {status}"
+
+
+def warning_lines(result: BudgetResult) -> list[str]:
+    """Uncounted compute-bearing operators (``aten::_grouped_mm x4 was not counted:
+    matmul-like, ...``): every report shows them first, strict or not."""
+    return missing_compute(result.profile.uncounted_ops) if result.profile else []
+
+
+def shared_lines(result: BudgetResult) -> list[str]:
+    """``group 'lm_head' shares lm_head.weight; its params are counted in 'transformer'``
+    for each tied tensor a group holds but another group counts."""
+    return [
+        f"group '{group.name}' shares {name}; its params are counted in '{owner}'"
+        for group in result.groups
+        for name, owner in group.stats.shared
+    ]
 
 
 def shape_text(shape: Sequence[int] | None, sep: str = " x ") -> str:

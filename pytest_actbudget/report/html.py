@@ -21,8 +21,10 @@ from pytest_actbudget.report.format import (
     ordered,
     over_text,
     shape_text,
+    shared_lines,
     uncounted_text,
     use_text,
+    warning_lines,
 )
 from pytest_actbudget.report.growth_chart import growth_chart
 from pytest_actbudget.report.html_charts import (
@@ -197,12 +199,14 @@ def _entry(index: int, result: BudgetResult, baseline: Comparison | None = None)
     parts.append(f'<p class="meta">{" · ".join(meta)}</p>')
     if result.nodeid:
         parts.append(f'<p class="nodeid"><code>{_e(result.nodeid)}</code></p>')
+    parts.extend(f'<p class="uncounted">{_e(text)}</p>' for text in warning_lines(result))
     if result.message and result.outcome != "passed":
         parts.append(f'<p class="message {_e(result.outcome)}">{_e(result.message)}</p>')
     if result.profile is not None:
         colours = group_colours(result)
         parts.append(use_chart(result, colours))
         parts.append(_groups_table(result, against))
+        parts.extend(f'<p class="meta">{_e(text)}</p>' for text in shared_lines(result))
         if baseline is not None and against is not None:
             from pytest_actbudget.report import html_baseline
 

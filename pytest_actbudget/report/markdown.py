@@ -22,8 +22,10 @@ from pytest_actbudget.report.format import (
     inputs_text,
     ordered,
     over_text,
+    shared_lines,
     uncounted_text,
     use_text,
+    warning_lines,
 )
 from pytest_actbudget.results import BudgetResult, GroupResult
 
@@ -55,6 +57,7 @@ def render(results: Sequence[BudgetResult], baseline: Comparison | None = None) 
     lines = ["## act budget summary", "", f"**{headline(results)}**", ""]
     if baseline is not None:
         lines += [escape(baseline.headline()), ""]
+    lines.extend(_missing_compute(results))
     lines.extend(_violations(results))
     passed = [result for result in results if result.passed]
     for result in ordered(results):
@@ -96,6 +99,16 @@ def _within_budget(
     return [*lines, "</details>", ""]
 
 
+def _missing_compute(results: Sequence[BudgetResult]) -> list[str]:
+    """Uncounted compute, before anything else: the numbers below lack it."""
+    warnings = [
+        f"> ⚠️ {escape(result.name)}: {escape(text)}"
+        for result in results
+        for text in warning_lines(result)
+    ]
+    return [line for warning in warnings for line in (warning, "")]
+
+
 def _violations(results: Sequence[BudgetResult]) -> list[str]:
     rows = [
         (
@@ -128,6 +141,7 @@ def _entry(
     if result.nodeid:
         facts.append(f"test: {escape(result.nodeid)}")
     lines += [" · ".join(facts), ""]
+    lines += [line for text in warning_lines(result) for line in (f"> ⚠️ {escape(text)}", "")]
     if result.outcome in ("error", "no_budget") and result.message:
         lines += [f"> {escape(result.message)}", ""]
     rows = [
@@ -151,6 +165,7 @@ def _entry(
         lines += [*(f"- {escape(line)}" for line in tops), ""]
     if against is not None:
         lines += _against(against)
+    lines += [line for text in shared_lines(result) for line in (escape(text), "")]
     if result.profile is not None and result.profile.uncounted_ops:
         lines += [
             f"Uncounted operators: {escape(uncounted_text(result.profile.uncounted_ops))}",

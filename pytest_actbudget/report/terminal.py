@@ -20,8 +20,10 @@ from pytest_actbudget.report.format import (
     ordered,
     over_text,
     shape_text,
+    shared_lines,
     uncounted_text,
     use_text,
+    warning_lines,
 )
 from pytest_actbudget.report.style import Palette, Role
 from pytest_actbudget.results import BudgetResult, GroupResult, LayerStats, Profile
@@ -87,6 +89,7 @@ def entry_lines(
     lines = [_header(result, palette)]
     if result.nodeid:
         lines.append(_INDENT + palette.paint(_plain(result.nodeid), "dim"))
+    lines.extend(_INDENT + palette.paint(_plain(text), "warn") for text in warning_lines(result))
     if result.violations:
         lines.append(_INDENT + palette.paint(_over_line(result), "bad"))
     if result.outcome in ("error", "no_budget") and result.message:
@@ -97,11 +100,15 @@ def entry_lines(
     lines.extend(_INDENT + palette.paint(_plain(note), "warn") for note in result.notes)
     if result.profile is not None:
         lines.extend(group_lines(result, palette))
+        lines.extend(_INDENT + palette.paint(_plain(text), "dim") for text in shared_lines(result))
         lines.extend(growth.terminal_lines(result, palette, _INDENT))
         if result.profile.uncounted_ops:
             text = "uncounted operators: " + uncounted_text(result.profile.uncounted_ops)
             lines.append(_INDENT + palette.paint(text, "warn"))
         lines.extend(_INDENT + _plain(note) for note in notes)
+        if result.profile.meta_fallback:
+            text = f"traced on {result.profile.traced_on}, not meta: {result.profile.meta_fallback}"
+            lines.append(_INDENT + palette.paint(_plain(text), "dim"))
         if layers:
             lines.append("")
             lines.extend(layer_lines(result, palette, depth=depth))
