@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 
 from .errors import GroupingError
-from .results import ABSOLUTE_METRICS, OTHER_GROUP, GroupStats, Profile
+from .results import OTHER_GROUP, GroupStats, Profile
 
 GroupPatterns = Mapping[str, Sequence[str]]
 
@@ -89,7 +89,7 @@ def group_profile(profile: Profile, groups: GroupPatterns) -> tuple[GroupStats, 
     leftovers = _unclaimed_tops(profile, claimed)
     sums = {
         metric: total.metric(metric) - sum(int(s.metric(metric)) for s in stats)
-        for metric in ABSOLUTE_METRICS
+        for metric in profile.measured_metrics
     }
     if leftovers or any(value > 0 for value in sums.values()):
         other = {metric: max(value, 0) for metric, value in sums.items()}
@@ -162,7 +162,7 @@ def _stats(
 ) -> GroupStats:
     sums = {
         metric: sum(profile.layer(path).metric(metric) for path in modules)
-        for metric in ABSOLUTE_METRICS
+        for metric in profile.measured_metrics
     }
     sums["params"] -= shared_params
     total = profile.total

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pytest_actbudget.opkinds import missing_compute
 
+from .training import TRAINING_METRICS, TrainingSpec
+
 #: Absolute metrics: measured per module (inclusive of descendants) and summed per group.
 ABSOLUTE_METRICS: tuple[str, ...] = ("flops", "activations", "params", "act_bytes", "saved_bytes")
 #: Share metrics: a group's fraction of the model's total (0..1).
@@ -74,6 +76,14 @@ class LayerStats:
     saved_bytes: int  # bytes autograd saved for backward during this subtree's forward
     calls: int  # forward calls during the measurement; 0 for a module never called
     leaf: bool  # has no child modules
+    # With a training step only (``Profile.training``), else None:
+    backward_flops: int | None = None  # multiply-adds of the backward work it created
+    train_bytes: int | None = None  # params + grads + optimizer state + saved_bytes
+
+    @property
+    def train_flops(self) -> int | None:
+        """Forward flops + backward_flops; None without a training step."""
+        return None if self.backward_flops is None else self.flops + self.backward_flops
 
     @property
     def depth(self) -> int:
@@ -97,6 +107,11 @@ class LayerStats:
             "saved_bytes": self.saved_bytes,
             "calls": self.calls,
             "leaf": self.leaf,
+            **(
+                {name: self.metric(name) for name in TRAINING_METRICS}
+                if self.backward_flops is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -115,6 +130,8 @@ class LayerStats:
             saved_bytes=data.get("saved_bytes", 0),
             calls=data.get("calls", 1),
             leaf=data.get("leaf", True),
+            backward_flops=data.get("backward_flops"),
+            train_bytes=data.get("train_bytes"),
         )
 
 
@@ -152,6 +169,12 @@ class Profile:
     shared_params: tuple[SharedParam, ...] = ()
     traced_on: str = "meta"  # "meta", or the device of the real tensors it traced
     meta_fallback: str | None = None  # why the meta trace could not serve, when it did not
+    training: TrainingSpec | None = None  # set when a training step was measured
+
+    @property
+    def measured_metrics(self) -> tuple[str, ...]:
+        """The absolute metrics every layer of this profile has."""
+        return ABSOLUTE_METRICS + (TRAINING_METRICS if self.training is not None else ())
 
     @property
     def total(self) -> LayerStats:
@@ -182,6 +205,7 @@ class Profile:
             "shared_params": [shared.to_dict() for shared in self.shared_params],
             "traced_on": self.traced_on,
             "meta_fallback": self.meta_fallback,
+            "training": self.training.to_dict() if self.training is not None else None,
         }
 
     def __str__(self) -> str:
@@ -204,6 +228,7 @@ class Profile:
             ),
             traced_on=data.get("traced_on", "meta"),
             meta_fallback=data.get("meta_fallback"),
+            training=TrainingSpec.from_dict(data["training"]) if data.get("training") else None,
         )
 
 
@@ -224,14 +249,23 @@ class GroupStats:
     # (parameter name, group that counts it) for each shared tensor this group holds
     # but another group counts (see SharedParam)
     shared: tuple[tuple[str, str], ...] = ()
+    # With a training step only, else None (see LayerStats):
+    backward_flops: int | None = None
+    train_flops: int | None = None
+    train_bytes: int | None = None
 
     def metric(self, name: str) -> float:
         value: float = getattr(self, name)
         return value
 
     @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The metrics this group has: METRICS, and the training ones when measured."""
+        return METRICS + (TRAINING_METRICS if self.backward_flops is not None else ())
+
+    @property
     def metrics(self) -> dict[str, float]:
-        return {name: self.metric(name) for name in METRICS}
+        return {name: self.metric(name) for name in self.metric_names}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GroupStats:
@@ -242,6 +276,7 @@ class GroupStats:
             modules=tuple(data["modules"]),
             shared=tuple((name, owner) for name, owner in data.get("shared", {}).items()),
             **{name: metrics.get(name, 0) for name in METRICS},
+            **{name: metrics.get(name) for name in TRAINING_METRICS},
         )
 
 
@@ -305,8 +340,10 @@ class GroupResult:
             "name": self.name,
             "patterns": list(self.stats.patterns),
             "modules": list(self.stats.modules),
-            "metrics": {name: _plain(name, self.stats.metric(name)) for name in METRICS},
             "shared": dict(self.stats.shared),
+            "metrics": {
+                name: _plain(name, self.stats.metric(name)) for name in self.stats.metric_names
+            },
             "budgets": {name: _plain(name, value) for name, value in self.budgets.items()},
             "violations": [
                 {
@@ -449,7 +486,9 @@ class BudgetResult:
             "budget_file": self.budget_file,
             "budget_line": self.budget_line,
             "total": (
-                {name: profile.total.metric(name) for name in ABSOLUTE_METRICS} if profile else {}
+                {name: profile.total.metric(name) for name in profile.measured_metrics}
+                if profile
+                else {}
             ),
             "total_budgets": (
                 {k: _plain(k, v) for k, v in self.total.budgets.items()} if self.total else {}
@@ -471,6 +510,9 @@ class BudgetResult:
             ),
             "traced_on": profile.traced_on if profile else None,
             "meta_fallback": profile.meta_fallback if profile else None,
+            "training": (
+                profile.training.to_dict() if profile is not None and profile.training else None
+            ),
         }
         if self.growth:
             data["growth"] = [g.to_dict() for g in self.growth]
@@ -521,6 +563,9 @@ def total_stats(profile: Profile) -> GroupStats:
         saved_bytes=root.saved_bytes,
         flops_share=1.0,
         act_share=1.0,
+        backward_flops=root.backward_flops,
+        train_flops=root.train_flops,
+        train_bytes=root.train_bytes,
     )
 
 

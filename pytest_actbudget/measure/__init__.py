@@ -17,19 +17,26 @@ if TYPE_CHECKING:
     from torch import nn
 
     from pytest_actbudget.results import Profile
+    from pytest_actbudget.training import TrainingSpec
 
 __all__ = ["measure"]
 
 
 def measure(
-    model: nn.Module, *inputs: Any, counting: str = "fvcore", **forward_kwargs: Any
+    model: nn.Module,
+    *inputs: Any,
+    counting: str = "fvcore",
+    training: TrainingSpec | bool | None = None,
+    **forward_kwargs: Any,
 ) -> Profile:
     """Measure ``model(*inputs, **forward_kwargs)`` in one fvcore trace.
 
     Returns a :class:`~pytest_actbudget.results.Profile` with per-module FLOPs,
     activations, params, output shapes and bytes; ``counting`` is ``"fvcore"``
-    (default) or ``"macs"``. See :func:`pytest_actbudget.measure.model.measure`.
+    (default) or ``"macs"``; ``training`` (True or a TrainingSpec) adds one training
+    step's ``backward_flops`` and ``train_bytes``. See
+    :func:`pytest_actbudget.measure.model.measure`.
     """
     from pytest_actbudget.measure.model import measure as measure_model
 
-    return measure_model(model, *inputs, counting=counting, **forward_kwargs)
+    return measure_model(model, *inputs, counting=counting, training=training, **forward_kwargs)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_actbudget.errors import MeasurementError
 from pytest_actbudget.measure.cache import MeasureCache, cache_key
 from pytest_actbudget.results import COUNTINGS, Profile
+from pytest_actbudget.training import TrainingSpec
 
 if TYPE_CHECKING:
     from torch import nn
@@ -31,6 +32,7 @@ def measure(
     *inputs: Any,
     counting: str = "fvcore",
     cache: MeasureCache | None = None,
+    training: TrainingSpec | bool | None = None,
     **forward_kwargs: Any,
 ) -> Profile:
     """Measure ``model(*inputs, **forward_kwargs)`` with one fvcore JIT trace.
@@ -52,6 +54,11 @@ def measure(
     is traced again on the real tensors; ``Profile.traced_on`` and
     ``Profile.meta_fallback`` say where it ran and why.
 
+    With ``training`` (True, or a :class:`~pytest_actbudget.training.TrainingSpec`
+    naming the optimizer and dtypes), one training step is measured too: every layer
+    gets ``backward_flops`` and ``train_bytes`` (see
+    :mod:`pytest_actbudget.measure.training`).
+
     With a ``cache``, measuring an identical model (same structure, attribute
     values, parameter shapes, training flags) with identically shaped inputs returns
     the cached Profile without tracing.
@@ -61,12 +68,15 @@ def measure(
     """
     if counting not in COUNTINGS:
         raise ValueError(f"unknown counting {counting!r}; valid: {', '.join(COUNTINGS)}")
-    key = cache_key(model, inputs, forward_kwargs, counting) if cache is not None else None
+    spec = TrainingSpec() if training is True else (training or None)
+    key = (cache_key(model, inputs, forward_kwargs, counting), spec) if cache is not None else None
     if cache is not None and key is not None:
         cached = cache.get(key)
         if cached is not None:
             return cached
     profile = _measure(model, inputs, forward_kwargs, counting)
+    if spec is not None:
+        profile = _measure_training(profile, model, inputs, forward_kwargs, spec)
     if cache is not None and key is not None:
         cache.put(key, profile)
     return profile
@@ -162,3 +172,26 @@ def _operation(error: BaseException) -> str:
     filename = frame.f_code.co_filename.replace("\\", "/").rpartition("/")[2]
     qualname = getattr(frame.f_code, "co_qualname", frame.f_code.co_name)  # 3.11+
     return f"{module}.{qualname} ({filename}:{tb.tb_lineno})"
+
+
+def _measure_training(
+    profile: Profile,
+    model: nn.Module,
+    inputs: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    spec: TrainingSpec,
+) -> Profile:
+    from pytest_actbudget.measure.trace import ForwardFailed
+    from pytest_actbudget.measure.training import BackwardFailed, with_training
+
+    name = type(model).__name__
+    try:
+        return with_training(profile, model, inputs, kwargs, spec)
+    except (ForwardFailed, BackwardFailed) as failed:
+        cause = failed.__cause__ or failed
+        part = "forward" if isinstance(failed, ForwardFailed) else "backward"
+        raise MeasurementError(
+            f"could not measure the training step of {name}: its {part} with autograd "
+            f"raised {type(cause).__name__}: {cause}; measure it without `training:` "
+            "(inference budgets only), or make its forward differentiable"
+        ) from cause
