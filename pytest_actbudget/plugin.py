@@ -105,11 +105,14 @@ def pytest_runtest_makereport(
         return report
     item.stash[CALL_PASSED] = report.passed
     if call.excinfo is not None:
+        from .longrepr import failure_longrepr
         from .session import error_text
 
         failure = error_text(call.excinfo.value)
         if failure is not None:
-            report.longrepr, report.actbudget_outcome = failure  # type: ignore[attr-defined]
+            text, report.actbudget_outcome = failure  # type: ignore[attr-defined]
+            path, line, _ = item.location
+            report.longrepr = failure_longrepr(text, path, (line or 0) + 1)
     return report
 
 

@@ -7,6 +7,13 @@ flops, act_share 52.3%, 1,500,160 saved bytes; late 134,524,928 flops, 10,493,44
 params; head 532,480 params, 196,928 act bytes; total 11,708,992 params. Each budget
 in the file is that number x 1.1 rounded up to 3 significant digits (shares: x 1.1 to
 0.1 point), so every use is about 91%: within budget and above min_use (50%).
+
+Growth over H = W in (28, 56), exponent = log2(value at 56 / value at 28): stem flops
+15,253,504 -> 61,014,016 (x4: ^2.00, budget 2.05); early activations 182,272 -> 652,288
+(^1.84: the maxpool's floor rounding at 28 px; budget 1.89); late saved bytes
+473,088 -> 1,800,192 (^1.93, budget 1.98); head act bytes 196,928 at both (^0.00, budget
+0.05); total flops 279,902,208 -> 1,043,420,160 (^1.90, budget 1.95): each budget is the
+exponent + growth_headroom (0.05) rounded up to two decimals.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pytest_actbudget.budgets.schema import (
 from pytest_actbudget.checks import evaluate
 from pytest_actbudget.guards import slack, unguarded
 from pytest_actbudget.measure.model import measure
+from pytest_actbudget.scaling import measure_growth
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "budgets.example.yaml"
@@ -40,10 +48,8 @@ def test_every_key_is_there_with_a_comment() -> None:
         for line in lines
         for match in re.finditer(r"([a-z_]+):(?= |$)", line.split("#")[0])
     }
-    # Scaling budgets (scaling:, *_growth, growth_headroom) are documented by their own
-    # section of the README; the issue that added them extends this file.
     expected = (*TOP_KEYS, *DEFAULT_KEYS, *ENTRY_KEYS, *GROUP_KEYS)
-    for key in (k for k in expected if "growth" not in k and k != "scaling"):
+    for key in expected:
         assert key in keys, f"budgets.example.yaml does not show the key {key!r}"
     code = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
     assert all("#" in line for line in code), [line for line in code if "#" not in line]
@@ -67,3 +73,30 @@ def test_it_checks_the_demo_resnet18(monkeypatch: pytest.MonkeyPatch) -> None:
     assert slack(result, entry, "budgets.example.yaml", budgets.min_use) == []
     assert set(profile.uncounted_ops) == set(entry.allow_uncounted)
     assert profile.total.params == 11_708_992  # module docstring
+
+    patterns = {group.name: group.modules for group in entry.groups}
+    growth = measure_growth(
+        lambda m, args, kwargs: measure(m, *args, counting=budgets.counting, **kwargs),
+        model,
+        inputs,
+        {},
+        name="resnet18-mnist",
+        entry=entry,
+        scaling=None,
+        patterns=patterns,
+        display="budgets.example.yaml",
+    )
+    budgeted = {(g.group, g.metric): g for g in growth if g.budget is not None}
+    assert sorted(budgeted) == [
+        ("early", "activations_growth"),
+        ("head", "act_bytes_growth"),
+        ("late", "saved_bytes_growth"),
+        ("stem", "flops_growth"),
+        ("total", "flops_growth"),
+    ]
+    assert budgeted["stem", "flops_growth"].values == (15_253_504, 61_014_016)  # docstring
+    assert budgeted["total", "flops_growth"].values == (279_902_208, 1_043_420_160)
+    for g in budgeted.values():
+        assert g.exponent is not None and g.budget is not None
+        # within budget, by less than growth_headroom + the rounding up
+        assert 0 <= g.budget - g.exponent <= 0.06, (g.group, g.metric, g.exponent, g.budget)
