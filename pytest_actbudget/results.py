@@ -72,10 +72,10 @@ class LayerStats:
     trainable: int  # params with requires_grad
     flops: int
     activations: int
-    act_bytes: int  # bytes of outputs of the leaf modules in this subtree, over all calls
+    act_bytes: int  # bytes of outputs of the innermost calls in this subtree, over all calls
     saved_bytes: int  # bytes autograd saved for backward during this subtree's forward
     calls: int  # forward calls during the measurement; 0 for a module never called
-    leaf: bool  # has no child modules
+    leaf: bool  # innermost: ran no child module (never called: has no child modules)
     # With a training step only (``Profile.training``), else None:
     backward_flops: int | None = None  # multiply-adds of the backward work it created
     train_bytes: int | None = None  # params + grads + optimizer state + saved_bytes

@@ -329,3 +329,31 @@ def test_float_add_sub_mul_stay_uncounted(counting: str, flops: int) -> None:
     profile = measure(Residual(), torch.randn(1, 2, 4, 4), counting=counting)
     assert profile.total.flops == flops
     assert profile.uncounted_ops == {"aten::add_": 1, "aten::mul": 1, "aten::sub": 1}
+
+
+class _AttentionThenLinear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.attn(x, x, x, need_weights=False)[0])
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_act_bytes_of_a_container_that_calls_no_child(mode: str) -> None:
+    # nn.MultiheadAttention hands out_proj's weight to a function instead of calling
+    # out_proj: the attention call is innermost, so its output is act_bytes.
+    # x (2, 5, 8): attn output (2, 5, 8) = 80 floats = 320 bytes (its second output,
+    # the weights, is None); fc output (2, 5, 3) = 30 floats = 120 bytes; total 440.
+    model = _AttentionThenLinear().train(mode == "train")
+    profile = measure(model, torch.randn(2, 5, 8))
+    attn, out_proj, fc = (profile.layer(p) for p in ("attn", "attn.out_proj", "fc"))
+    assert out_proj.calls == 0 and out_proj.act_bytes == 0
+    assert (attn.act_bytes, fc.act_bytes, profile.total.act_bytes) == (320, 120, 440)
+    # Innermost, so the reports list it among the leaves (per-layer chart, top modules),
+    # with its own flops: 2 x 5 x 8 x 8 MACs for each of q, k, v and out_proj = 2,560,
+    # plus q @ k^T and p @ v, 2 x 2 heads x 5 x 5 x 4 = 400 each -> 3,360 (fvcore).
+    assert attn.leaf and fc.leaf and not profile.layer("").leaf
+    assert attn.flops == 3_360

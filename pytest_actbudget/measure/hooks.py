@@ -47,8 +47,15 @@ class ModuleRecord:
     leaf: bool
     calls: int = 0
     output: TensorSpec | None = None  # first tensor output of the first call
-    out_bytes: int = 0  # all tensor outputs, every call; leaf modules only
+    out_bytes: int = 0  # all tensor outputs of every call that ran no child module
     saved_bytes: int = 0  # saved for backward while this was the innermost module
+    ran_child: bool = False  # some call of it ran a child module
+
+    @property
+    def innermost(self) -> bool:
+        """A leaf of the call tree: called, and no call ran a child module (a module
+        never called falls back to having no children)."""
+        return not self.ran_child if self.calls else self.leaf
 
 
 def _storage_key(tensor: torch.Tensor) -> int:
@@ -69,6 +76,11 @@ class Recorder:
         self.call_order: list[str] = []  # paths in first-call order
         self.failed_in: str | None = None  # the innermost module a raising forward left
         self._stack = [""]
+        # Per running call: whether it ran a child module. A call that ran none is
+        # innermost: its outputs are act_bytes. That is every leaf module, and also a
+        # container whose forward skips its children (nn.MultiheadAttention passes
+        # out_proj's weight to a function instead of calling it).
+        self._ran_child = [False]
         # Weak references only: a strong one would keep every saved activation alive
         # until the trace ends (8x the memory of the plain forward on a deep MLP).
         self._seen: dict[int, StorageWeakRef] = {}
@@ -100,20 +112,25 @@ class Recorder:
             self.call_order.append(path)
         record.calls += 1
         self._stack.append(path)
+        self._ran_child[-1] = True
+        self._ran_child.append(False)
 
     def _exit(self, path: str, module: nn.Module, args: Any, output: Any) -> None:
+        innermost = True
         if len(self._stack) > 1:
             self._stack.pop()
+            innermost = not self._ran_child.pop()
+        record = self.records[path]
+        record.ran_child = record.ran_child or not innermost
         if self.failed_in is None and sys.exc_info()[0] is not None:
             # torch runs always_call hooks inside its except clause: the forward raised.
             self.failed_in = path
-        record = self.records[path]
         with untraced():
             if record.output is None:
                 tensor = first_tensor(output)
                 if tensor is not None:
                     record.output = tensor_spec(tensor)
-            if record.leaf:
+            if innermost:
                 record.out_bytes += sum(tensor_bytes(t) for t in iter_tensors(output))
 
     def pack(self, tensor: torch.Tensor) -> None:

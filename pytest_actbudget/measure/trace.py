@@ -265,7 +265,7 @@ def _profile(
                 act_bytes=act_bytes[path],
                 saved_bytes=saved_bytes[path],
                 calls=record.calls,
-                leaf=record.leaf,
+                leaf=record.innermost,
             )
         )
     return Profile(
