@@ -338,8 +338,10 @@ class BudgetSession:
         """An over-budget message also says what changed since the baseline."""
         if self.baseline is None or result.outcome != "over_budget":
             return result
-        lines = self.baseline.entry(result).lines(self.baseline.source)
-        message = "\n".join([result.message, *(f"  {line}" for line in lines)])
+        from .report.baseline import with_comparison
+
+        entry = self.baseline.entry(result)
+        message = with_comparison(result.message, entry, self.baseline.source)
         return dataclasses.replace(result, message=message)
 
     def comparison(self) -> Comparison | None:

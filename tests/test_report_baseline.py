@@ -20,7 +20,12 @@ from test_report_samples import make_result
 
 from pytest_actbudget.report import html, markdown, terminal
 from pytest_actbudget.report import json as json_report
-from pytest_actbudget.report.baseline import Baseline, Comparison
+from pytest_actbudget.report.baseline import (
+    Baseline,
+    Comparison,
+    with_comparison,
+    without_comparison,
+)
 from pytest_actbudget.report.json import SCHEMA_PATH
 from pytest_actbudget.results import BudgetResult
 
@@ -180,3 +185,22 @@ def test_baseline_parts_stay_self_contained_and_escaped() -> None:
     text = markdown.render(new, against)
     assert "<img" not in text and "<b>" not in text
     assert "gone group &lt;b&gt;classifier&lt;/b&gt;" in text
+
+
+def test_html_shows_the_message_without_the_comparison_it_has_its_own_table() -> None:
+    # The stem at 4x (475,267,072 flops) over a 200M budget, against the baseline of
+    # comparison(): the failure message ends with the comparison, as the session adds it.
+    _, against = comparison()
+    over = make_result(stem_scale=4)
+    assert over.outcome == "over_budget"
+    entry = against.of(over)
+    assert entry is not None
+    message = with_comparison(over.message, entry, "main.json")
+    assert message.startswith(over.message + "\n  against baseline main.json: ")
+    assert without_comparison(message) == over.message
+    page = html.render([dataclasses.replace(over, message=message)], against)
+    (shown,) = parse(page).find("p", "message")
+    assert shown.text == over.message
+    # Once as the page's headline, once as the entry's table: not a third time.
+    assert page.count("against baseline main.json") == 1
+    assert page.count("Against the baseline") == 1

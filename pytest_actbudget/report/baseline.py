@@ -17,7 +17,31 @@ from pytest_actbudget.report.diff import DIFF_METRICS, Change, EntryDiff, compar
 from pytest_actbudget.report.format import human
 from pytest_actbudget.results import TOTAL_GROUP, BudgetResult, GroupResult
 
-__all__ = ["Baseline", "Comparison", "EntryBaseline", "load_baseline"]
+__all__ = [
+    "AGAINST",
+    "Baseline",
+    "Comparison",
+    "EntryBaseline",
+    "load_baseline",
+    "with_comparison",
+    "without_comparison",
+]
+
+
+#: How the comparison's first line starts; an over-budget message ends with the
+#: comparison, indented, from a line that starts so.
+AGAINST = "against baseline "
+
+
+def with_comparison(message: str, entry: EntryBaseline, source: str) -> str:
+    """An over-budget message followed by what changed since the baseline."""
+    return "\n".join([message, *(f"  {line}" for line in entry.lines(source))])
+
+
+def without_comparison(message: str) -> str:
+    """An over-budget message without the baseline comparison the session appended
+    (for the HTML, which shows the comparison as its own table)."""
+    return message.split(f"\n  {AGAINST}", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -120,7 +144,7 @@ class EntryBaseline:
 
     def lines(self, source: str) -> list[str]:
         """The comparison as plain text lines: the terminal and the failure message."""
-        head = f"against baseline {source}: {self.summary()}"
+        head = f"{AGAINST}{source}: {self.summary()}"
         rows = self.rows()
         if not rows:
             return [head]

@@ -201,7 +201,13 @@ def _entry(index: int, result: BudgetResult, baseline: Comparison | None = None)
         parts.append(f'<p class="nodeid"><code>{_e(result.nodeid)}</code></p>')
     parts.extend(f'<p class="uncounted">{_e(text)}</p>' for text in warning_lines(result))
     if result.message and result.outcome != "passed":
-        parts.append(f'<p class="message {_e(result.outcome)}">{_e(result.message)}</p>')
+        # The comparison the message ends with has its own table below.
+        message = result.message
+        if against is not None:
+            from pytest_actbudget.report.baseline import without_comparison
+
+            message = without_comparison(message)
+        parts.append(f'<p class="message {_e(result.outcome)}">{_e(message)}</p>')
     if result.profile is not None:
         colours = group_colours(result)
         parts.append(use_chart(result, colours))
