@@ -28,10 +28,12 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from test_report_json import validate
 from test_report_samples import make_result
 
 from pytest_actbudget.budgets.schema import load_budgets
 from pytest_actbudget.cli import main
+from pytest_actbudget.report.diff_formats import DIFF_SCHEMA_PATH
 from pytest_actbudget.report.json import render
 from pytest_actbudget.results import TensorSpec
 
@@ -553,6 +555,8 @@ def test_diff_formats_md_for_a_pull_request_and_json_for_tools(
     # --fail-over sets the headline's threshold and the exit status in every format.
     assert main(["diff", str(old), str(new), "--format", "json", "--fail-over", "10%"]) == 1
     document = json.loads(capsys.readouterr().out)
+    schema = json.loads(DIFF_SCHEMA_PATH.read_text())
+    validate(document, schema, schema)
     assert document["threshold"] == 0.1
     assert document["counts"] == {"changed": 1, "same": 1, "added": 0, "removed": 0}
     assert document["grown"][0] == {

@@ -7,10 +7,17 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+from test_report_json import SchemaError, validate
 from test_report_samples import make_result
 
 from pytest_actbudget.report.diff import compare
-from pytest_actbudget.report.diff_formats import growth_headline, json_text, markdown
+from pytest_actbudget.report.diff_formats import (
+    DIFF_SCHEMA_PATH,
+    growth_headline,
+    json_text,
+    markdown,
+)
 
 
 def stem_change() -> list:  # type: ignore[type-arg]
@@ -72,6 +79,8 @@ def test_markdown_names_new_and_gone_groups_and_escapes_names() -> None:
 def test_json_has_counts_every_entry_and_what_grew() -> None:
     old, new = stem_change()
     document = json.loads(json_text(compare(old, new), threshold=0.05))
+    schema = json.loads(DIFF_SCHEMA_PATH.read_text())
+    validate(document, schema, schema)
     assert document["schema"] == 1 and document["threshold"] == 0.05
     assert document["counts"] == {"changed": 1, "same": 1, "added": 1, "removed": 1}
     entry = document["entries"][0]
@@ -88,3 +97,16 @@ def test_json_has_counts_every_entry_and_what_grew() -> None:
         ("stem", "activations"),
     ]
     assert document["headline"].startswith("2 groups grew more than 5%")
+
+
+def test_the_schema_rejects_what_the_json_never_has() -> None:
+    # The validator and the schema are strict enough to catch a renamed or missing key.
+    old, new = stem_change()
+    document = json.loads(json_text(compare(old, new), threshold=0.05))
+    schema = json.loads(DIFF_SCHEMA_PATH.read_text())
+    renamed = {**document, "entries": [{**document["entries"][0], "state": "changed"}]}
+    missing = {k: v for k, v in document.items() if k != "grown"}
+    with pytest.raises(SchemaError, match="entries"):
+        validate(renamed, schema, schema)
+    with pytest.raises(SchemaError, match="grown"):
+        validate(missing, schema, schema)

@@ -11,14 +11,25 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pytest_actbudget.report.diff import Change, EntryDiff, ReportDiff
 from pytest_actbudget.report.format import human
 from pytest_actbudget.report.markdown import escape
 
-__all__ = ["DEFAULT_THRESHOLD", "GroupChange", "changed_groups", "growth_headline", "json_text"]
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "DIFF_SCHEMA_PATH",
+    "GroupChange",
+    "changed_groups",
+    "growth_headline",
+    "json_text",
+]
 __all__ += ["markdown"]
+
+#: The JSON Schema of ``--format json`` (shipped with the package).
+DIFF_SCHEMA_PATH = Path(__file__).with_name("diff_schema.json")
 
 #: What "grew" means in the headline when no ``--fail-over`` is given: more than 5%.
 DEFAULT_THRESHOLD = 0.05
