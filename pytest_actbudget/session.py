@@ -159,10 +159,12 @@ class BudgetSession:
 
     def missing_file_text(self, name: str, path: str) -> str:
         """The failure text of a check whose budgets file does not exist."""
+        # The first line is what the summary shows: what happened and the usual fix.
         return (
-            f"no budget '{name}': {self._absolute(path)} does not exist; {self._why(path)}. "
-            "Run pytest where that file is, or point to it with --actbudget-file PATH (or the "
-            "ini key actbudget_file); to create it there, run `pytest --actbudget-update`"
+            f"no budget '{name}': {self._absolute(path)} does not exist; to create it, run "
+            f"`pytest --actbudget-update`\n  {self._why(path)}. If the file is elsewhere, run "
+            "pytest where it is, or point to it with --actbudget-file PATH (or the ini key "
+            "actbudget_file)"
         )
 
     # -- checking -------------------------------------------------------------------

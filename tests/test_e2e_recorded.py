@@ -151,9 +151,10 @@ def test_a_subfolder_run_says_which_file_it_looked_for(pytester: pytest.Pytester
     where = sub.resolve()
     result.stdout.fnmatch_lines(
         [
-            f"*no budget 'segnet': {where / 'budgets.yaml'} does not exist; it is "
-            f"budgets.yaml in pytest's rootdir, {sub} (pytest picks the rootdir from the ini "
-            "file and the arguments; *). Run pytest where that file is, or point to it with "
-            "--actbudget-file PATH *"
+            f"no budget 'segnet': {where / 'budgets.yaml'} does not exist; to create it, run "
+            "`pytest --actbudget-update`",
+            f"  it is budgets.yaml in pytest's rootdir, {sub} (pytest picks the rootdir from "
+            "the ini file and the arguments; *). If the file is elsewhere, run pytest where it "
+            "is, or point to it with --actbudget-file PATH *",
         ]
     )
