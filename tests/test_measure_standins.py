@@ -142,6 +142,33 @@ def test_tied_weights_stay_tied_on_meta() -> None:
     assert (profile.traced_on, profile.total.params) == ("meta", 20)
 
 
+_CONV2D = torch.nn.functional.conv2d  # captured at import, before any measurement
+_CONV_TRANSPOSE1D = torch.nn.functional.conv_transpose1d
+
+
+class CapturedConvolutions(nn.Module):
+    """Convolutions through functions held since import time and through torch.*."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(6, 3, 3, 3))
+        self.up = nn.Parameter(torch.randn(6, 2, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = _CONV2D(x, self.weight, stride=2)  # (2, 6, 4, 4)
+        z = torch.conv2d(x[0], self.weight)  # unbatched: (6, 7, 7)
+        line = _CONV_TRANSPOSE1D(y.flatten(2), self.up, stride=2)  # (2, 2, 34)
+        return line.sum() + z.sum()
+
+
+def test_captured_convolution_functions_are_counted_on_meta() -> None:
+    # fvcore: conv2d 2*6*4*4 * 3*3*3 = 5_184, unbatched 1*6*7*7 * 27 = 7_938, transposed
+    # 1d N*Cin*Lin*Cout*k = 2*6*16*2*4 = 1_536 -> 14_658 (the sums are not counted)
+    profile = measure(CapturedConvolutions(), torch.randn(2, 3, 9, 9))
+    assert (profile.traced_on, profile.total.flops) == ("meta", 14_658)
+    assert_meta_equals_real(CapturedConvolutions(), torch.randn(2, 3, 9, 9))
+
+
 # --- data-dependent models: the real trace's numbers, and why ---
 
 

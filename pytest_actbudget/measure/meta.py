@@ -9,7 +9,8 @@ the JIT tracer:
   in Python pass comparisons of them to ``torch._check``, which insists on a bool;
 - ``aten::convolution`` is not recorded by the tracer (it records the
   ``aten::_convolution`` that the CPU kernel calls), and the meta kernel of
-  ``convolution`` never calls ``_convolution``: convolutions would vanish;
+  ``convolution`` never calls ``_convolution``: convolutions would vanish (a kernel
+  registered for meta tensors below the tracer calls it, as the CPU kernel does);
 - batch norm in eval mode saves its per-channel mean and inverse std for backward on
   meta, where the CPU kernel saves empty tensors: ``saved_bytes`` would differ;
 - ``x[i:j] = 3`` becomes ``fill_`` on the CPU (the number is a CPU scalar tensor) but
@@ -148,100 +149,53 @@ def _interpolate(original: Callable[..., Any]) -> Callable[..., Any]:
     return interpolate
 
 
-def _as_list(value: Any, dims: int) -> list[int]:
-    return list(value) if isinstance(value, (tuple, list)) else [int(value)] * dims
-
-
-def _convolution(dims: int, original: Callable[..., Any]) -> Callable[..., Any]:
-    """``F.conv{dims}d`` calling ``torch._convolution``, the op the tracer records."""
-
-    def conv(
-        input: torch.Tensor,
-        weight: torch.Tensor,
-        bias: torch.Tensor | None = None,
-        stride: Any = 1,
-        padding: Any = 0,
-        dilation: Any = 1,
-        groups: int = 1,
-    ) -> Any:
-        if isinstance(padding, str) or input.dim() not in (dims + 1, dims + 2):
-            # "same"/"valid" padding is recorded as aten::_convolution_mode on meta too;
-            # a wrong rank is torch's error to raise.
-            return original(input, weight, bias, stride, padding, dilation, groups)
-        if input.dim() == dims + 1:
-            # Unbatched: the meta kernel would record no convolution at all.
-            batched = _call(
-                input.unsqueeze(0), weight, bias, dims, stride, padding, dilation, False, 0, groups
-            )
-            return batched.squeeze(0)
-        return _call(input, weight, bias, dims, stride, padding, dilation, False, 0, groups)
-
-    return conv
-
-
-def _transposed(dims: int, original: Callable[..., Any]) -> Callable[..., Any]:
-    """``F.conv_transpose{dims}d`` calling ``torch._convolution``."""
-
-    def conv_transpose(
-        input: torch.Tensor,
-        weight: torch.Tensor,
-        bias: torch.Tensor | None = None,
-        stride: Any = 1,
-        padding: Any = 0,
-        output_padding: Any = 0,
-        groups: int = 1,
-        dilation: Any = 1,
-    ) -> Any:
-        if input.dim() not in (dims + 1, dims + 2):
-            return original(input, weight, bias, stride, padding, output_padding, groups, dilation)
-        if input.dim() == dims + 1:
-            batched = _call(
-                input.unsqueeze(0),
-                weight,
-                bias,
-                dims,
-                stride,
-                padding,
-                dilation,
-                True,
-                output_padding,
-                groups,
-            )
-            return batched.squeeze(0)
-        return _call(
-            input, weight, bias, dims, stride, padding, dilation, True, output_padding, groups
-        )
-
-    return conv_transpose
-
-
-def _call(
+def _recorded_convolution(
     input: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
-    dims: int,
-    stride: Any,
-    padding: Any,
-    dilation: Any,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
     transposed: bool,
-    output_padding: Any,
+    output_padding: list[int],
     groups: int,
 ) -> Any:
+    """``aten::convolution`` of meta tensors, at the AutogradMeta key: calls
+    ``aten::_convolution`` as the CPU kernel does, with the flags it passes, so the
+    tracer records it and autograd saves what it saves on the CPU.
+
+    Registered below the tracer rather than patched into ``F.conv2d``: every way to a
+    convolution (``nn.Conv*``, ``F.conv*`` and ``F.conv_transpose*``, a
+    ``conv = F.conv2d`` captured before the measurement, ``torch.conv2d``, unbatched
+    inputs) meets here, as on the CPU."""
+    cudnn = torch.backends.cudnn
     return torch._convolution(
         input,
         weight,
         bias,
-        _as_list(stride, dims),
-        _as_list(padding, dims),
-        _as_list(dilation, dims),
+        stride,
+        padding,
+        dilation,
         transposed,
-        _as_list(output_padding, dims),
-        int(groups),
-        False,  # benchmark
-        False,  # deterministic
-        True,  # cudnn_enabled
-        True,  # allow_tf32
+        output_padding,
+        groups,
+        cudnn.benchmark,
+        cudnn.deterministic or torch.are_deterministic_algorithms_enabled(),
+        cudnn.enabled,
+        cudnn.allow_tf32,
     )
+
+
+@contextmanager
+def _convolutions_recorded() -> Iterator[None]:
+    library = torch.library.Library("aten", "IMPL")  # type: ignore[no-untyped-call]
+    try:
+        library.impl(  # type: ignore[no-untyped-call]
+            torch.ops.aten.convolution.default, _recorded_convolution, "AutogradMeta"
+        )
+        yield
+    finally:
+        library._destroy()  # type: ignore[no-untyped-call]
 
 
 def _batch_norm(original: Callable[..., Any], pack: Callable[[torch.Tensor], Any]) -> Any:
@@ -285,19 +239,15 @@ def _setitem(original: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextmanager
 def cpu_like_meta(enabled: bool, pack: Callable[[torch.Tensor], Any]) -> Iterator[None]:
-    """On meta, route the functional convolutions through ``torch._convolution``, make
+    """On meta, record convolutions as ``aten::_convolution`` (as on the CPU), make
     eval batch norm save what it saves on the CPU and item assignment of a number fill
     as on the CPU; ``pack`` is the measurement's saved-tensor hook."""
     if not enabled:
         yield
         return
-    replacements = {"batch_norm": _batch_norm(F.batch_norm, pack)}
-    for dims in (1, 2, 3):
-        replacements[f"conv{dims}d"] = _convolution(dims, getattr(F, f"conv{dims}d"))
-        name = f"conv_transpose{dims}d"
-        replacements[name] = _transposed(dims, getattr(F, name))
     with (
-        _patched(F, replacements),
+        _convolutions_recorded(),
+        _patched(F, {"batch_norm": _batch_norm(F.batch_norm, pack)}),
         _patched(torch.Tensor, {"__setitem__": _setitem(torch.Tensor.__setitem__)}),
         fast_meta_kernels(),
     ):
