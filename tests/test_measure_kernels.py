@@ -53,6 +53,63 @@ CASES: dict[str, Callable[[str], Any]] = {
     "silu_transposed": lambda d: aten.silu(torch.randn(3, 4, device=d).t()),
     "hardtanh_": lambda d: aten.hardtanh_(torch.randn(2, 3, device=d), 0.0, 6.0),
     "safe_softmax": lambda d: aten._safe_softmax(torch.randn(2, 3, 4, device=d), -1),
+    # convolutions as the tracer records them (aten::_convolution); torch's meta kernel
+    # makes a contiguous output, so inputs are contiguous here (CPU: the same)
+    "convolution": lambda d: aten._convolution(
+        torch.randn(2, 4, 9, 9, device=d),
+        torch.randn(6, 2, 3, 3, device=d),
+        torch.zeros(6, device=d),
+        [2, 2],
+        [1, 1],
+        [1, 1],
+        False,
+        [0, 0],
+        2,
+        False,
+        False,
+        True,
+        True,
+    ),
+    "convolution_transposed": lambda d: aten._convolution(
+        torch.randn(1, 4, 5, 5, device=d),
+        torch.randn(4, 3, 2, 2, device=d),
+        None,
+        [2, 2],
+        [0, 0],
+        [1, 1],
+        True,
+        [1, 1],
+        1,
+        False,
+        False,
+        True,
+        True,
+    ),
+    "convolution_1d_dilated": lambda d: aten._convolution(
+        torch.randn(2, 3, 20, device=d),
+        torch.randn(5, 3, 3, device=d),
+        None,
+        [1],
+        [2],
+        [2],
+        False,
+        [0],
+        1,
+        False,
+        False,
+        True,
+        True,
+    ),
+    "add_broadcast": lambda d: aten.add(
+        torch.randn(2, 1, 3, device=d), torch.randn(4, 1, device=d), alpha=2
+    ),
+    "mul_number": lambda d: torch.randn(2, 3, device=d) * 0.5,
+    "div_floor": lambda d: aten.div(
+        torch.randn(2, 3, device=d), torch.randn(3, device=d), rounding_mode="floor"
+    ),
+    "add_in_place": lambda d: torch.randn(2, 3, device=d).add_(torch.randn(3, device=d)),
+    # not the plain case: torch's kernels (CPU: a channels-last result)
+    "add_transposed": lambda d: torch.randn(3, 2, device=d).t() + torch.randn(2, 3, device=d),
     # half statistics, as on the CPU (torch's own meta kernel makes them float32)
     "layer_norm_half": lambda d: aten.native_layer_norm(
         torch.randn(2, 8, device=d).half(), [8], None, None, 1e-5
@@ -76,6 +133,24 @@ def test_mismatched_arguments_still_raise_as_on_the_cpu() -> None:
     with fast_meta_kernels():
         with pytest.raises(RuntimeError):
             aten.native_layer_norm(x, [8], wrong, None, 1e-5)
+        with pytest.raises(RuntimeError):  # 4 input channels, the weight wants 3
+            aten._convolution(
+                torch.empty(1, 4, 5, 5, device="meta"),
+                torch.empty(2, 3, 3, 3, device="meta"),
+                None,
+                [1, 1],
+                [0, 0],
+                [1, 1],
+                False,
+                [0, 0],
+                1,
+                False,
+                False,
+                True,
+                True,
+            )
+        with pytest.raises(RuntimeError):  # shapes that do not broadcast
+            aten.add(torch.empty(2, 3, device="meta"), torch.empty(4, device="meta"))
         with pytest.raises(RuntimeError, match="expected device meta"):
             aten.addmm(torch.zeros(5), torch.empty(3, 4, device="meta"), x[0, :4, :5])
 

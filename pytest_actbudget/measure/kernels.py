@@ -1,15 +1,18 @@
 """Fast meta kernels for the operators that dominate a meta trace.
 
 On the meta device, torch runs Python reference code for batch and layer norm,
-``addmm`` (every linear over a sequence), ``mm``/``bmm``, GELU, SiLU, ReLU6 and the
-softmax of attention: elementwise type promotion, broadcasting and stride logic in
-Python, several milliseconds per call (ResNet-50's 53 batch norms alone took longer
-than its whole CPU forward). While a measurement traces on meta, these kernels are
-replaced by ones that only allocate the outputs the CPU kernel would return: same
-shapes, strides and dtypes, so the trace, the saved tensors and every number are
-unchanged (the meta == real tests check it on every test model). A call outside the
-plain case (other dtypes, odd layouts, mismatched shapes) goes to torch's own kernel,
-which also raises the errors the CPU would. The registrations are removed afterwards.
+convolution, ``addmm`` (every linear over a sequence), ``mm``/``bmm``, the binary
+``add``/``sub``/``mul``/``div``, GELU, SiLU, ReLU6 and the softmax of attention:
+elementwise type promotion, broadcasting and stride logic in Python, several
+milliseconds per call (ResNet-50's 53 batch norms alone took longer than its whole
+CPU forward; the elementwise references also import torch._dynamo, about a second,
+on their first call in a process). While a measurement traces on meta, these kernels
+are replaced by ones that only allocate the outputs the CPU kernel would return:
+same shapes, strides and dtypes, so the trace, the saved tensors and every number
+are unchanged (the meta == real tests check it on every test model). A call outside
+the plain case (other dtypes, odd layouts, mismatched shapes) goes to torch's own
+kernel, which also raises the errors the CPU would. The registrations are removed
+afterwards.
 
 Imported only while measuring.
 """
@@ -182,6 +185,131 @@ def _softmax(original: Kernel) -> Kernel:
     return kernel
 
 
+def _convolution(original: Kernel) -> Kernel:
+    """``_convolution``: the shape from the output-size formula (torch's kernel makes a
+    contiguous output too, checks and all, in far more Python)."""
+
+    def kernel(
+        input: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        stride: list[int],
+        padding: list[int],
+        dilation: list[int],
+        transposed: bool,
+        output_padding: list[int],
+        groups: int,
+        *flags: bool,
+    ) -> Any:
+        shape = _convolution_shape(
+            input, weight, bias, stride, padding, dilation, transposed, output_padding, groups
+        )
+        if shape is None:
+            return original(
+                input,
+                weight,
+                bias,
+                stride,
+                padding,
+                dilation,
+                transposed,
+                output_padding,
+                groups,
+                *flags,
+            )
+        return input.new_empty(shape)
+
+    return kernel
+
+
+def _convolution_shape(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: list[int],
+    padding: list[int],
+    dilation: list[int],
+    transposed: bool,
+    output_padding: list[int],
+    groups: int,
+) -> tuple[int, ...] | None:
+    """The output shape of a well-formed batched convolution; None for anything else
+    (torch's kernel then raises, or handles it)."""
+    dims = input.dim() - 2
+    if (
+        dims not in (1, 2, 3)
+        or weight.dim() != input.dim()
+        or not all(len(v) == dims for v in (stride, padding, dilation, output_padding))
+        or input.dtype not in _FLOATS
+        or weight.dtype != input.dtype
+        or not _on_meta(input, weight, bias)
+        or groups < 1
+    ):
+        return None
+    batch, channels, *sizes = input.shape
+    filters, per_group, *kernel = weight.shape
+    if transposed:
+        out_channels = per_group * groups
+        fits = filters == channels and all(
+            0 <= o < max(s, d) for o, s, d in zip(output_padding, stride, dilation, strict=True)
+        )
+    else:
+        out_channels = filters
+        fits = per_group * groups == channels and filters % groups == 0
+    if not fits or channels == 0 or not _vector(bias, out_channels, input.dtype):
+        return None
+    out = []
+    for i in range(dims):
+        span = dilation[i] * (kernel[i] - 1)
+        if transposed:
+            size = (sizes[i] - 1) * stride[i] - 2 * padding[i] + span + output_padding[i] + 1
+        else:
+            size = (sizes[i] + 2 * padding[i] - span - 1) // stride[i] + 1
+        if stride[i] < 1 or dilation[i] < 1 or padding[i] < 0 or size < 1:
+            return None
+        out.append(size)
+    return (batch, out_channels, *out)
+
+
+def _binary(original: Kernel, *, inplace: bool = False) -> Kernel:
+    """``add``/``sub``/``mul``/``div`` of two contiguous float tensors of one dtype: a
+    contiguous result of the broadcast shape (what TensorIterator makes of them); in
+    place: the left operand, when the result has its shape."""
+
+    def kernel(a: Any, b: Any, *args: Any, **kwargs: Any) -> Any:
+        if not (
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.dtype in _FLOATS
+            and a.is_meta
+            and a.is_contiguous()
+            and (_number(b) or (b.dtype == a.dtype and b.is_meta and b.is_contiguous()))
+            and set(kwargs) <= {"alpha", "rounding_mode"}
+        ):
+            return original(a, b, *args, **kwargs)
+        shape = _broadcast(tuple(a.shape), tuple(b.shape))
+        if shape is None or (inplace and shape != tuple(a.shape)):
+            return original(a, b, *args, **kwargs)
+        return a if inplace else a.new_empty(shape)
+
+    return kernel
+
+
+def _number(tensor: torch.Tensor) -> bool:
+    """A 0-d CPU tensor that is not complex (a Python number, as the dispatcher wraps
+    it): it takes part in type promotion by category only, so a float tensor keeps its
+    dtype."""
+    return tensor.dim() == 0 and tensor.device.type == "cpu" and not tensor.is_complex()
+
+
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    rank = max(len(a), len(b))
+    a, b = (1,) * (rank - len(a)) + a, (1,) * (rank - len(b)) + b
+    if any(x != y and 1 not in (x, y) for x, y in zip(a, b, strict=True)):
+        return None
+    return tuple(y if x == 1 else x for x, y in zip(a, b, strict=True))
+
+
 def _kernels() -> dict[Any, Kernel]:
     ops: dict[Any, Callable[[Kernel], Kernel]] = {
         _aten.native_batch_norm.default: _batch_norm,
@@ -195,6 +323,14 @@ def _kernels() -> dict[Any, Kernel]:
         _aten.silu_.default: lambda k: _elementwise(k, inplace=True),
         _aten.hardtanh_.default: lambda k: _elementwise(k, inplace=True),
         _aten._safe_softmax.default: _softmax,
+        _aten._convolution.default: _convolution,
+        _aten.add.Tensor: _binary,
+        _aten.sub.Tensor: _binary,
+        _aten.mul.Tensor: _binary,
+        _aten.div.Tensor: _binary,
+        _aten.div.Tensor_mode: _binary,
+        _aten.add_.Tensor: lambda k: _binary(k, inplace=True),
+        _aten.mul_.Tensor: lambda k: _binary(k, inplace=True),
     }
     return {op: make(_original(op)) for op, make in ops.items()}
 
