@@ -3,6 +3,9 @@ hand odd cases to torch's own kernels, and are gone after the measurement."""
 
 from __future__ import annotations
 
+import random
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -108,6 +111,21 @@ CASES: dict[str, Callable[[str], Any]] = {
         torch.randn(2, 3, device=d), torch.randn(3, device=d), rounding_mode="floor"
     ),
     "add_in_place": lambda d: torch.randn(2, 3, device=d).add_(torch.randn(3, device=d)),
+    "mul_positions": lambda d: torch.arange(6, device=d).view(2, 3) * 2,
+    "mul_int_by_float": lambda d: torch.arange(6, device=d) * 0.5,  # a float result
+    "div_ints": lambda d: aten.div(torch.arange(6, device=d), torch.arange(1, 7, device=d)),
+    "cat_permuted": lambda d: torch.cat(
+        [torch.randn(1, 1, 8, device=d), torch.randn(1, 8, 5, device=d).permute(0, 2, 1)], 1
+    ),
+    "cat": lambda d: torch.cat([torch.randn(2, 3, 4, device=d), torch.randn(2, 5, 4, device=d)], 1),
+    "cat_negative_dim": lambda d: torch.cat([torch.randn(2, 3, device=d)] * 3, -1),
+    "mean_pool": lambda d: aten.mean.dim(torch.randn(2, 3, 4, 5, device=d), [-1, -2], True),
+    "mean_drop": lambda d: aten.mean.dim(torch.randn(2, 3, 4, device=d), [1]),
+    # not the plain case: torch's kernels (both layouts at once; channels-last inputs)
+    "cat_one_channel": lambda d: torch.cat([torch.randn(2, 1, 3, 3, device=d)] * 2, 0),
+    "mean_channels_last": lambda d: aten.mean.dim(
+        torch.randn(2, 3, 4, 5, device=d).to(memory_format=torch.channels_last), [1], True
+    ),
     # not the plain case: torch's kernels (CPU: a channels-last result)
     "add_transposed": lambda d: torch.randn(3, 2, device=d).t() + torch.randn(2, 3, device=d),
     # half statistics, as on the CPU (torch's own meta kernel makes them float32)
@@ -149,6 +167,8 @@ def test_mismatched_arguments_still_raise_as_on_the_cpu() -> None:
                 True,
                 True,
             )
+        with pytest.raises(RuntimeError):  # sizes off the cat dim differ
+            torch.cat([torch.empty(2, 3, device="meta"), torch.empty(3, 3, device="meta")], 1)
         with pytest.raises(RuntimeError):  # shapes that do not broadcast
             aten.add(torch.empty(2, 3, device="meta"), torch.empty(4, device="meta"))
         with pytest.raises(RuntimeError, match="expected device meta"):
@@ -164,3 +184,68 @@ def test_torch_kernels_are_back_afterwards() -> None:
     with fast_meta_kernels():
         assert stats_shape() == (0,)
     assert stats_shape() == (3,)
+
+
+def _views(count: int) -> list[torch.Tensor]:
+    """Non-contiguous views of every kind: permuted, sliced, selected, expanded, with
+    size-1 dims (whose strides are arbitrary), of rank 1 to 6; seeded."""
+    rng = random.Random(11)
+    views = []
+    while len(views) < count:
+        rank = rng.randint(1, 5)
+        t = torch.randn(*(rng.choice([1, 1, 2, 3, 4]) for _ in range(rank + 1)))
+        if rng.random() < 0.3:
+            t = t.expand(*(rng.choice([1, 3]) if n == 1 else n for n in t.shape))
+        t = t.permute(*rng.sample(range(t.dim()), t.dim()))
+        dim = rng.randrange(t.dim())
+        if rng.random() < 0.5 and t.shape[dim] > 2:
+            t = t.narrow(dim, 1, t.shape[dim] - 2)
+        if rng.random() < 0.3 and t.dim() > 1:
+            t = t.select(dim, 0)
+        if not t.is_contiguous():
+            views.append(t)
+    return views
+
+
+def test_a_view_times_a_number_is_laid_out_as_on_the_cpu() -> None:
+    # attention scales q, a slice of the fused qkv projection; TensorIterator orders the
+    # result's dims by the input's strides, which iterator_strides redoes in Python
+    with fast_meta_kernels():
+        for view in _views(300):
+            standin = torch.empty_strided(view.shape, view.stride(), device="meta")
+            expected = (view * 0.5).stride()
+            assert (standin * 0.5).stride() == expected, (view.shape, view.stride())
+            # from C++ (the math attention kernel) the number comes as a Scalar
+            assert aten.mul.Scalar(standin, 0.5).stride() == expected
+
+
+_FIRST_MEASUREMENT = """
+import sys
+import torch
+from torch import nn
+from pytest_actbudget import measure
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.qkv = nn.Linear(8, 24)
+
+    def forward(self, x):
+        x = self.conv(x)
+        x = torch.cat([x, x], 0).mean([-1], keepdim=True).flatten(2).transpose(1, 2)
+        q, k, v = self.qkv(x).chunk(3, -1)
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v) + 1
+
+measure(Net(), torch.randn(1, 3, 6, 6))
+print(sorted(name for name in ("torch._dynamo", "sympy") if name in sys.modules))
+"""
+
+
+def test_a_first_measurement_does_not_import_torch_dynamo() -> None:
+    # torch's Python references of cat, mean, mul and add run under torch._dynamo.disable,
+    # which imports torch._dynamo (about a second) on the first call in a process
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_MEASUREMENT], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split("\n")[-2] == "[]", done.stdout
