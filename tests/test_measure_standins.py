@@ -24,6 +24,7 @@ from nets import (
 from test_measure_model_state import _assert_same, _prepared_model, _snapshot
 from torch import nn
 from zoo import ZOO
+from zoo_transformers import ZOO_TRANSFORMERS
 
 from examples.models import mobilenet_tiny, resnet18_mnist, tiny_transformer
 from pytest_actbudget.measure.model import measure
@@ -100,6 +101,35 @@ def test_zoo_on_meta_equals_real(name: str) -> None:
     # train mode: batch norm's batch statistics, dropout masks and every activation
     # autograd keeps are saved, the hardest case for saved_bytes
     assert_meta_equals_real(ZOO[name]().train(), torch.randn(1, 3, 224, 224))
+
+
+# torch's meta kernel of _grouped_mm (Mixtral's experts) takes bfloat16 only, as the
+# CUDA kernel does; the CPU kernel, and so the real trace, runs float32.
+_GROUPED_MM = (
+    "in model.layers.0.mlp.experts (MixtralExperts): RuntimeError: Expected inputs of "
+    "BF16 type but got mat_a.dtype=torch.float32 and mat_b.dtype=torch.float32."
+)
+
+
+@pytest.mark.parametrize("name", ZOO_TRANSFORMERS)
+def test_transformers_zoo_on_meta_equals_real(name: str) -> None:
+    # every metric of every layer equal to the real trace's, the model untouched after
+    # the meta trace and after the real one; Mixtral falls back (its reason, above)
+    factory, make_inputs = ZOO_TRANSFORMERS[name]
+    model, inputs = factory(), make_inputs()
+    before, ids = _snapshot(model), _identities(model)
+    profile = measure(model, **inputs)
+    _assert_same(before, _snapshot(model))
+    real = _real(model, **inputs)
+    _assert_same(before, _snapshot(model))
+    assert _identities(model) == ids
+    if name == "mixtral":
+        assert (profile.traced_on, profile.meta_fallback) == ("cpu", _GROUPED_MM)
+        assert dataclasses.replace(profile, meta_fallback=None) == real
+        return
+    assert (profile.traced_on, profile.meta_fallback, real.traced_on) == ("meta", None, "cpu")
+    assert profile.layers == real.layers
+    assert profile == dataclasses.replace(real, traced_on="meta")
 
 
 def test_grad_requiring_inputs_and_channels_last_on_meta_equal_real() -> None:
