@@ -170,6 +170,69 @@ def seven_b() -> None:
     )
 
 
+def training_step(repeat: int) -> None:
+    """A training measurement (forward trace + one backward on meta stand-ins) next to
+    the forward-only measure(), and PyTorch's FlopCounterMode over a real forward and
+    backward for scale."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from zoo import resnet50, vit_b_16  # type: ignore[import-not-found]  # tests/zoo.py
+
+    from pytest_actbudget.measure.model import measure
+    from pytest_actbudget.training import TrainingSpec
+
+    def real_step(model: torch.nn.Module, x: torch.Tensor) -> None:
+        with FlopCounterMode(display=False):
+            model(x).sum().backward()
+        model.zero_grad(set_to_none=True)
+
+    adam = TrainingSpec("adam")
+    print(f"{'model':<10} {'forward only':>13} {'training':>9} {'ratio':>6} {'real f+b':>9}")
+    for name, factory in (("resnet50", resnet50), ("vit_b_16", vit_b_16)):
+        model = factory().eval()
+        x = torch.randn(1, 3, 224, 224)
+        t = interleaved_medians(
+            {
+                "forward": lambda: measure(model, x),  # noqa: B023
+                "training": lambda: measure(model, x, training=adam),  # noqa: B023
+                "real": lambda: real_step(model, x),  # noqa: B023
+            },
+            repeat,
+        )
+        print(
+            f"{name:<10} {t['forward'] * 1e3:>11.0f}ms {t['training'] * 1e3:>7.0f}ms"
+            f" {t['training'] / t['forward']:>5.2f}x {t['real'] * 1e3:>7.0f}ms"
+        )
+    code = _SEVEN_B_TRAINING.format(tests=str(ROOT / "tests"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    forward, training, rss, backward = out.stdout.split()
+    print(
+        f"7B decoder on meta (seq 2048): forward-only measure {float(forward):.2f}s, with "
+        f"the training step {float(training):.2f}s, peak RSS {float(rss):.0f} MiB; "
+        f"backward_flops {int(backward):,}"
+    )
+
+
+_SEVEN_B_TRAINING = """
+import resource, sys, time
+sys.path.insert(0, {tests!r})
+import torch
+from nets import decoder_7b
+from pytest_actbudget.measure.model import measure
+from pytest_actbudget.training import TrainingSpec
+with torch.device("meta"):
+    model = decoder_7b()
+tokens = torch.zeros(1, 2048, dtype=torch.long, device="meta")
+start = time.perf_counter()
+measure(model, tokens)
+forward = time.perf_counter()
+profile = measure(model, tokens, training=TrainingSpec("adam"))
+done = time.perf_counter()
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(forward - start, done - forward, rss, profile.total.backward_flops)
+"""
+
+
 _SUITE_CONFTEST = """
 import sys
 def pytest_sessionfinish(session):
@@ -210,7 +273,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--profile", metavar="MODEL", help="cProfile measure() of MODEL")
-    parser.add_argument("--only", choices=["models", "pytest", "7b", "startup"], nargs="*")
+    parser.add_argument("--only", choices=["models", "pytest", "7b", "training", "startup"], nargs="*")
     args = parser.parse_args()
     import torch
 
@@ -219,13 +282,15 @@ def main() -> None:
     if args.profile:
         profile_measure(args.profile)
         return
-    parts = args.only or ["models", "pytest", "7b", "startup"]
+    parts = args.only or ["models", "pytest", "7b", "training", "startup"]
     if "models" in parts:
         compare_models(args.repeat)
     if "pytest" in parts:
         marked_vs_unmarked(max(args.repeat // 2, 1), args.threads)
     if "7b" in parts:
         seven_b()
+    if "training" in parts:
+        training_step(args.repeat)
     if "startup" in parts:
         pytest_startup(args.repeat)
 

@@ -45,6 +45,7 @@ from pytest_actbudget.results import (
     TensorSpec,
     total_stats,
 )
+from pytest_actbudget.training import TrainingSpec
 
 __all__ = ["UsageError", "main"]
 
@@ -105,6 +106,13 @@ def _parser() -> argparse.ArgumentParser:
         help="show modules down to depth N (root = 0); default: all",
     )
     profile.add_argument("--json", action="store_true", help="print a JSON report instead")
+    profile.add_argument(
+        "--training",
+        action="store_true",
+        help="also measure one training step (backward_flops, train_flops, train_bytes), "
+        "costed by the entry's `training:` or the file's defaults.training (default: sgd); "
+        "an entry with `training:` gets one without this flag",
+    )
     profile.set_defaults(command=_profile)
 
     init = verbs.add_parser("init", help="write a starter budget entry with automatic groups")
@@ -190,7 +198,11 @@ def _profile(args: argparse.Namespace) -> int:
         budgets = load_budgets(args.file or "budgets.yaml", must_exist=True)
     entry = _entry(budgets, args.name) if budgets is not None and args.name else None
     counting = args.counting or (budgets.counting if budgets is not None else "fvcore")
-    profile = _measure(args, counting, entry=entry)
+    if budgets is not None:
+        training = budgets.training_for(entry, args.training)
+    else:
+        training = TrainingSpec() if args.training else None
+    profile = _measure(args, counting, entry=entry, training=training)
     if entry is None or budgets is None:
         result = _unchecked_result(args.factory, profile)
     elif counting != budgets.counting:  # budgets in another unit: show the groups only
@@ -210,6 +222,7 @@ def _profile(args: argparse.Namespace) -> int:
         "",
         *terminal.group_lines(result, palette),
         *("  " + text for text in shared_lines(result)),
+        *terminal.training_lines(result, palette),
     ]
     if profile.uncounted_ops:
         lines.append("  uncounted operators: " + uncounted_text(profile.uncounted_ops))
@@ -254,7 +267,8 @@ def _init(args: argparse.Namespace) -> int:
         )
     given = _percent(args.headroom, "--headroom") if args.headroom is not None else None
     headroom = budgets.headroom_for(given)
-    profile = _measure(args, counting, entry=existing)
+    training = budgets.training_for(existing, False)  # an entry's `training:` is kept
+    profile = _measure(args, counting, entry=existing, training=training)
     # An existing entry is re-recorded group by group, so measure with its own groups:
     # automatic groups ("0", "1", ...) would match none of its names but `total`.
     patterns = _patterns(existing) if existing is not None else auto_groups(profile)
@@ -263,9 +277,10 @@ def _init(args: argparse.Namespace) -> int:
         name=args.name,
         groups={s.name: s.metrics for s in stats if s.name in patterns},
         group_modules={group: tuple(p) for group, p in patterns.items()},
-        total={metric: profile.total.metric(metric) for metric in ABSOLUTE_METRICS},
+        total={metric: profile.total.metric(metric) for metric in profile.measured_metrics},
         input=reproducible(profile.inputs, plain=True),
         mode=profile.mode,
+        training=profile.training is not None,
     )
     Path(args.file).parent.mkdir(parents=True, exist_ok=True)
     summary = update_budgets(
@@ -312,7 +327,11 @@ def _patterns(entry: ModelBudget) -> dict[str, tuple[str, ...]]:
 
 
 def _measure(
-    args: argparse.Namespace, counting: str, *, entry: ModelBudget | None = None
+    args: argparse.Namespace,
+    counting: str,
+    *,
+    entry: ModelBudget | None = None,
+    training: TrainingSpec | None = None,
 ) -> Profile:
     """Measure the factory's model on ``--input``, else on ``entry``'s ``input:``, in
     the entry's ``mode:`` unless ``--eval`` (else as the factory made it)."""
@@ -347,7 +366,7 @@ def _measure(
     elif entry is not None and entry.mode is not None:
         model.train(entry.mode == "train")
     positional, keywords = _inputs(specs)
-    return measure(model, *positional, counting=counting, **keywords)
+    return measure(model, *positional, counting=counting, training=training, **keywords)
 
 
 def _load_model(spec: str) -> Any:

@@ -26,13 +26,17 @@ class ActBudget:
         name: str | None = None,
         file: str | None = None,
         scaling: Scaling | None = None,
+        training: bool = False,
         **forward_kwargs: Any,
     ) -> BudgetResult:
         """Measure ``model(*inputs, **forward_kwargs)`` and check it against budget entry
         ``name`` (default: the test's name) of the budgets file (or ``file``).
 
         With ``scaling=Scaling(make_inputs, sizes)`` the model is also measured with
-        ``make_inputs(size)`` at every size, for the entry's growth budgets."""
+        ``make_inputs(size)`` at every size, for the entry's growth budgets.
+        ``training=True`` also measures one training step (``backward_flops``,
+        ``train_flops``, ``train_bytes``) with the entry's ``training:`` settings, or the
+        file's ``defaults.training``; an entry with ``training:`` always gets one."""
         __tracebackhide__ = True
         from .session import junit_properties
 
@@ -44,14 +48,23 @@ class ActBudget:
             name=name if name is not None else self._item.name,
             file=file,
             scaling=scaling,
+            training=training,
         )
         self._item.user_properties.extend(junit_properties(result))
         return result
 
     def measure(
-        self, model: Any, *inputs: Any, counting: str | None = None, **forward_kwargs: Any
+        self,
+        model: Any,
+        *inputs: Any,
+        counting: str | None = None,
+        training: bool = False,
+        **forward_kwargs: Any,
     ) -> Profile:
-        """Measure without checking, in the budgets file's counting convention by default."""
-        if counting is None:
-            counting = self._session.budgets(str(self._session.options.budgets_file)).counting
-        return self._session.measure(model, inputs, forward_kwargs, counting)
+        """Measure without checking, in the budgets file's counting convention by default;
+        ``training=True`` adds a training step costed by the file's ``defaults.training``."""
+        budgets = self._session.budgets(str(self._session.options.budgets_file))
+        spec = budgets.training if training else None
+        return self._session.measure(
+            model, inputs, forward_kwargs, counting or budgets.counting, spec
+        )

@@ -31,8 +31,6 @@ from .guards import other_models, recorded_change, slack, unguarded
 from .options import Options
 from .report import ReportTarget
 from .results import (
-    ABSOLUTE_METRICS,
-    METRICS,
     OTHER_GROUP,
     BudgetResult,
     GroupResult,
@@ -42,6 +40,7 @@ from .results import (
     total_stats,
 )
 from .scaling import Scaling, ScalingError, growth_applies, measure_growth
+from .training import TrainingSpec
 
 if TYPE_CHECKING:
     from .report.baseline import Baseline, Comparison
@@ -170,7 +169,12 @@ class BudgetSession:
     # -- checking -------------------------------------------------------------------
 
     def measure(
-        self, model: Any, args: Sequence[Any], kwargs: dict[str, Any], counting: str
+        self,
+        model: Any,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        counting: str,
+        training: TrainingSpec | None = None,
     ) -> Profile:
         from .measure.capture import paused
         from .measure.model import MeasureCache, measure
@@ -178,7 +182,9 @@ class BudgetSession:
         if self._cache is None:
             self._cache = MeasureCache()
         with paused():
-            return measure(model, *args, counting=counting, cache=self._cache, **kwargs)
+            return measure(
+                model, *args, counting=counting, cache=self._cache, training=training, **kwargs
+            )
 
     def check(
         self,
@@ -191,13 +197,16 @@ class BudgetSession:
         file: str | None = None,
         scaling: Scaling | None = None,
         others: Sequence[str] = (),
+        training: bool = False,
     ) -> BudgetResult:
         """Measure ``model`` and check it against entry ``name``; raise on failure.
 
         With ``scaling`` (or an entry with ``scaling:``) the model is also measured at
         every size, and each group's growth exponents are fitted and checked.
         ``others`` are the classes of the other models with parameters the test called
-        (the marker measures one of them); the result names them.
+        (the marker measures one of them); the result names them. A training step is
+        measured too when the entry has ``training:`` or when ``training`` asks for one
+        (the fixture's ``check(..., training=True)``).
 
         Raises BudgetExceeded, NoBudget, StrictFailure, MeasurementError or GroupingError
         after recording the result, so reports show failed checks too.
@@ -208,7 +217,8 @@ class BudgetSession:
         display = _display(path, self.options.start_dir)
         entry = budgets.models.get(name)
         try:
-            profile = self.measure(model, args, kwargs, budgets.counting)
+            spec = budgets.training_for(entry, training)
+            profile = self.measure(model, args, kwargs, budgets.counting, spec)
         except MeasurementError as e:
             self._record(nodeid, _failed(name, nodeid, budgets.counting, display, entry, str(e)))
             raise
@@ -315,11 +325,12 @@ class BudgetSession:
             name=name,
             groups={s.name: s.metrics for s in stats if s.name in patterns},
             group_modules={group: tuple(p) for group, p in patterns.items()},
-            total={metric: profile.total.metric(metric) for metric in ABSOLUTE_METRICS},
+            total={metric: profile.total.metric(metric) for metric in profile.measured_metrics},
             input=reproducible(profile.inputs, plain),
             mode=profile.mode,
             nodeid=nodeid,
             growth=_exponents(growth),
+            training=profile.training is not None,
         )
         order = self._order.get(nodeid, len(self._order))
         self._pending.setdefault(nodeid, []).append(PendingUpdate(path, measured, order))
@@ -664,19 +675,22 @@ def _exponents(growth: Sequence[GrowthResult]) -> dict[str, dict[str, float]]:
 def _larger(a: MeasuredEntry, b: MeasuredEntry) -> MeasuredEntry:
     """Two checks of one entry in a run: budget the larger of each measurement."""
     groups = {
-        name: {m: max(a.groups.get(name, {}).get(m, 0), b.groups[name].get(m, 0)) for m in METRICS}
+        name: {m: max(a.groups.get(name, {}).get(m, 0), v) for m, v in b.groups[name].items()}
         for name in b.groups
     }
     for name, values in a.groups.items():
         groups.setdefault(name, dict(values))
-    total = {m: max(a.total.get(m, 0), b.total.get(m, 0)) for m in ABSOLUTE_METRICS}
+        for metric, value in values.items():
+            groups[name][metric] = max(groups[name].get(metric, 0), value)
+    total = {m: max(a.total.get(m, 0), b.total.get(m, 0)) for m in {*a.total, *b.total}}
     growth = {
         group: {m: max(a.growth.get(group, {}).get(m, k), k) for m, k in exponents.items()}
         for group, exponents in b.growth.items()
     }
     for group, exponents in a.growth.items():
         growth.setdefault(group, dict(exponents))
-    return dataclasses.replace(a, groups=groups, total=total, growth=growth)
+    training = a.training or b.training
+    return dataclasses.replace(a, groups=groups, total=total, growth=growth, training=training)
 
 
 def _entry_to_dict(entry: MeasuredEntry) -> dict[str, Any]:
@@ -696,4 +710,5 @@ def _entry_from_dict(data: dict[str, Any]) -> MeasuredEntry:
         mode=data.get("mode"),
         nodeid=data.get("nodeid", ""),
         growth=data.get("growth", {}),
+        training=bool(data.get("training", False)),
     )

@@ -23,6 +23,7 @@ from ..results import (
     TOTAL_GROUP,
     TensorSpec,
 )
+from ..training import TRAINING_METRICS, TrainingSpec
 from .inputs import DTYPES, MODES
 from .safe_yaml import (
     INT,
@@ -39,6 +40,7 @@ from .safe_yaml import (
     unknown_key,
 )
 from .scaling import ScalingSpec, read_scaling
+from .training import TrainingReader
 from .units import parse_growth_headroom, parse_percent, parse_quantity
 
 if TYPE_CHECKING:
@@ -53,10 +55,19 @@ DEFAULT_MIN_USE = 0.50
 VERSION = 1
 
 TOP_KEYS: tuple[str, ...] = ("version", "counting", "defaults", "models")
-DEFAULTS_KEYS: tuple[str, ...] = ("headroom", "metrics", "min_use", "growth_headroom")
+DEFAULTS_KEYS: tuple[str, ...] = ("headroom", "metrics", "min_use", "growth_headroom", "training")
 DEFAULT_KEYS = DEFAULTS_KEYS
-ENTRY_KEYS: tuple[str, ...] = ("input", "mode", "groups", "total", "allow_uncounted", "scaling")
-GROUP_KEYS: tuple[str, ...] = ("modules", *METRICS, *GROWTH_METRICS)
+ENTRY_KEYS: tuple[str, ...] = (
+    "input",
+    "mode",
+    "groups",
+    "total",
+    "allow_uncounted",
+    "scaling",
+    "training",
+)
+GROUP_KEYS: tuple[str, ...] = ("modules", *METRICS, *TRAINING_METRICS, *GROWTH_METRICS)
+TOTAL_KEYS: tuple[str, ...] = (*ABSOLUTE_METRICS, *TRAINING_METRICS)
 RESERVED_GROUPS: tuple[str, ...] = (OTHER_GROUP, TOTAL_GROUP)
 
 
@@ -85,6 +96,7 @@ class ModelBudget:
     total_growth: Mapping[str, float] = field(default_factory=dict)
     mode: str | None = None  # `mode:` train | eval
     total_line: int | None = None  # line of `total:`, when the entry has one
+    training: TrainingSpec | None = None  # `training:` (with defaults.training); None: off
 
     def line_of(self, group: str) -> int:
         """The line of a group (or ``total``) of this entry, else the entry's line."""
@@ -105,6 +117,15 @@ class BudgetsFile:
     growth_headroom: float = DEFAULT_GROWTH_HEADROOM  # `defaults.growth_headroom`
     metrics: tuple[str, ...] = DEFAULT_METRICS  # `defaults.metrics`
     min_use: float = DEFAULT_MIN_USE  # `defaults.min_use`
+    training: TrainingSpec = field(default_factory=TrainingSpec)  # `defaults.training`
+
+    def training_for(self, entry: ModelBudget | None, asked: bool) -> TrainingSpec | None:
+        """How a check costs its training step: the entry's ``training:``; else, when
+        the check asks for one (``check(..., training=True)``), the file's defaults;
+        else None (no training step)."""
+        if entry is not None and entry.training is not None:
+            return entry.training
+        return self.training if asked else None
 
     def headroom_for(self, given: float | None) -> float:
         """The headroom an update uses: the one given (option, ini, CLI flag), else the
@@ -139,11 +160,12 @@ def parse_tree(text: str, path: str) -> tuple[BudgetsFile, yaml.Node | None]:
         return _Reader(path).file(root), root
 
 
-class _Reader:
+class _Reader(TrainingReader):
     """Turns a checked node tree into a BudgetsFile, or raises with file:line/key."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.training_defaults = TrainingSpec()
 
     def fail(self, node: yaml.Node, keys: tuple[str, ...], message: str) -> NoReturn:
         fail(self.path, line_of(node), keys, message)
@@ -212,6 +234,9 @@ class _Reader:
             if key == "metrics":
                 metrics = self.metric_names(value, here)
                 continue
+            if key == "training":
+                self.training_defaults = self.training_defaults_of(value)
+                continue
             try:
                 if key == "growth_headroom":
                     growth_headroom = parse_growth_headroom(scalar(value))
@@ -232,7 +257,15 @@ class _Reader:
             )
         }
         return BudgetsFile(
-            self.path, True, counting, headroom, models, growth_headroom, metrics, min_use
+            self.path,
+            True,
+            counting,
+            headroom,
+            models,
+            growth_headroom,
+            metrics,
+            min_use,
+            self.training_defaults,
         )
 
     def metric_names(self, node: yaml.Node, keys: tuple[str, ...]) -> tuple[str, ...]:
@@ -246,7 +279,7 @@ class _Reader:
 
     def entry(self, name: str, key: yaml.Node, node: yaml.Node) -> ModelBudget:
         keys = ("models", name)
-        what = "a mapping (input, mode, groups, total, allow_uncounted)"
+        what = "a mapping (input, mode, groups, total, allow_uncounted, training)"
         groups: list[GroupBudget] = []
         total: dict[str, float] = {}
         total_growth: dict[str, float] = {}
@@ -256,9 +289,13 @@ class _Reader:
         mode: str | None = None
         total_line: int | None = None
         allowed: tuple[str, ...] = ()
+        training: TrainingSpec | None = None
+        training_budgets: list[tuple[yaml.Node, tuple[str, ...]]] = []
         for part, part_key, value in self.items(node, keys, ENTRY_KEYS, what):
             here = (*keys, part)
-            if part == "input":
+            if part == "training":
+                training = self.entry_training(value, here)
+            elif part == "input":
                 inputs = self.inputs(value, here)
             elif part == "mode":
                 if value.tag != STR or value.value not in MODES:
@@ -276,7 +313,9 @@ class _Reader:
             elif part == "groups":
                 what_groups = "a mapping of group names to groups"
                 for group, group_key, group_value in self.items(value, here, (), what_groups):
-                    read = self.group(group, group_key, group_value, (*here, group))
+                    read = self.group(
+                        group, group_key, group_value, (*here, group), training_budgets
+                    )
                     groups.append(read)
                     if read.growth and growth_key is None:
                         growth_key = (group_key, (*here, group, next(iter(read.growth))))
@@ -296,12 +335,14 @@ class _Reader:
                         total_growth[metric] = self.quantity(limit, (*here, metric), metric)
                         growth_key = growth_key or (metric_key, (*here, metric))
                         continue
-                    if metric not in ABSOLUTE_METRICS:
+                    if metric not in TOTAL_KEYS:
                         self.fail(
                             metric_key,
                             (*here, metric),
-                            unknown_key(metric, ABSOLUTE_METRICS + GROWTH_METRICS),
+                            unknown_key(metric, TOTAL_KEYS + GROWTH_METRICS),
                         )
+                    if metric in TRAINING_METRICS:
+                        training_budgets.append((metric_key, (*here, metric)))
                     total[metric] = self.quantity(limit, (*here, metric), metric)
         if growth_key is not None and scaling is None:
             node_at, keys_at = growth_key
@@ -312,6 +353,8 @@ class _Reader:
                 "'scaling: {inputs: {0: [1]}, sizes: [128, 256, 512]}' to the entry "
                 "(input position or keyword -> dimensions that take each size)",
             )
+        if training is None and training_budgets:
+            self.untrained_budget(*training_budgets[0])
         return ModelBudget(
             name,
             tuple(groups),
@@ -323,10 +366,16 @@ class _Reader:
             total_line=total_line,
             scaling=scaling,
             total_growth=total_growth,
+            training=training,
         )
 
     def group(
-        self, name: str, key: yaml.Node, node: yaml.Node, keys: tuple[str, ...]
+        self,
+        name: str,
+        key: yaml.Node,
+        node: yaml.Node,
+        keys: tuple[str, ...],
+        training_budgets: list[tuple[yaml.Node, tuple[str, ...]]],
     ) -> GroupBudget:
         import yaml
 
@@ -340,7 +389,9 @@ class _Reader:
         modules: tuple[str, ...] | None = None
         limits: dict[str, float] = {}
         growth: dict[str, float] = {}
-        for part, _, value in self.items(node, keys, GROUP_KEYS, ""):
+        for part, part_key, value in self.items(node, keys, GROUP_KEYS, ""):
+            if part in TRAINING_METRICS:
+                training_budgets.append((part_key, (*keys, part)))
             if part == "modules":
                 modules = self.strings(value, (*keys, part), 'module path patterns (e.g. ["0.*"])')
                 if not modules:

@@ -15,10 +15,13 @@ from decimal import ROUND_CEILING, Context, Decimal
 from typing import Final
 
 from ..results import ABSOLUTE_METRICS, GROWTH_METRICS, SHARE_METRICS
+from ..training import TRAINING_METRICS
 
 #: Absolute metrics measured in bytes; they take binary units too.
-BYTES_METRICS: Final = ("act_bytes", "saved_bytes")
-COUNT_METRICS: Final = tuple(m for m in ABSOLUTE_METRICS if m not in BYTES_METRICS)
+BYTES_METRICS: Final = ("act_bytes", "saved_bytes", "train_bytes")
+COUNT_METRICS: Final = tuple(
+    m for m in ABSOLUTE_METRICS + TRAINING_METRICS if m not in BYTES_METRICS
+)
 
 _SI: Final = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 _DECIMAL_BYTES: Final = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
@@ -64,7 +67,7 @@ def _kind(metric: str) -> str:
         return "count"
     if metric in GROWTH_METRICS:
         return "growth"
-    known = ", ".join(ABSOLUTE_METRICS + SHARE_METRICS + GROWTH_METRICS)
+    known = ", ".join(ABSOLUTE_METRICS + SHARE_METRICS + TRAINING_METRICS + GROWTH_METRICS)
     raise ValueError(f"unknown metric {metric!r}; known metrics: {known}")
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 from ..atomic import write_atomic
 from ..errors import BudgetFileError
 from ..results import ABSOLUTE_METRICS, GROWTH_METRICS, TOTAL_GROUP, TensorSpec
+from ..training import TRAINING_METRICS
 from .inputs import input_text
 from .safe_yaml import gc_paused, read_text, yaml_key, yaml_quoted
 from .schema import (
@@ -34,11 +35,15 @@ from .units import budget_value, format_percent, format_quantity, growth_budget
 if TYPE_CHECKING:
     import yaml
 
+_TOTAL_METRICS = (*ABSOLUTE_METRICS, *TRAINING_METRICS)  # what `total:` takes
+
 #: The metrics a new entry records, per group and for the total, unless the file's
 #: ``defaults.metrics`` says otherwise.
 NEW_ENTRY_METRICS: tuple[str, ...] = DEFAULT_METRICS
 #: The growth budgets an update adds to a group of an entry with ``scaling:`` that lists none.
 NEW_GROWTH_METRICS: tuple[str, ...] = ("flops_growth", "act_bytes_growth")
+#: ... and, on top, what an entry measured with a training step records.
+NEW_TRAINING_METRICS: tuple[str, ...] = ("train_flops", "train_bytes")
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,13 @@ class MeasuredEntry:
     nodeid: str = ""  # the test that measured it, for messages
     # measured growth exponents: group (or "total") -> flops_growth -> exponent
     growth: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    training: bool = False  # measured with a training step: a new entry says `training: true`
+
+    def recorded_metrics(self, metrics: Sequence[str]) -> tuple[str, ...]:
+        """What a group that lists no metric records: ``metrics``, plus the training
+        metrics when this entry was measured with a training step."""
+        extra = NEW_TRAINING_METRICS if self.training else ()
+        return (*metrics, *(m for m in extra if m not in metrics))
 
 
 @dataclass(frozen=True)
@@ -202,6 +214,8 @@ class _Editor:
             self.changes.extend(_created_changes(entry, headroom, self.metrics))
             return
         budget = self.loaded.models[entry.name]
+        # Training budgets only where the file turns the training step on (`training:`).
+        metrics = entry.recorded_metrics(self.metrics) if budget.training else self.metrics
         limits = {group.name: {**group.limits, **group.growth} for group in budget.groups}
         scaled = budget.scaling is not None
         found: list[BudgetChange] = []
@@ -220,7 +234,7 @@ class _Editor:
                     headroom,
                 )
             elif not scaled:  # a group that lists no metric gets the default metrics
-                found += self.fill(entry.name, group, group_node, measured, self.metrics)
+                found += self.fill(entry.name, group, group_node, measured, metrics)
             if scaled:  # (with scaling:, the growth budgets guard such a group)
                 found += self.add_growth(entry.name, group, group_node, exponents)
         total_node = _value_of(node, "total")
@@ -235,7 +249,7 @@ class _Editor:
                 headroom,
             )
         elif entry.total:
-            absolute = [m for m in self.metrics if m in ABSOLUTE_METRICS]
+            absolute = [m for m in metrics if m in _TOTAL_METRICS]
             if total_node is None:
                 found += self.append_key(entry.name, node, entry.total, absolute)
             else:
@@ -555,10 +569,13 @@ def _entry_text(
     """A new entry as a block: ``input``, ``mode``, one flow mapping per group, ``total``."""
     pad, inner = " " * indent, " " * (indent + step)
     lines = [f"{pad}{yaml_key(entry.name)}:"]
+    metrics = entry.recorded_metrics(metrics)
     if entry.input is not None:
         lines.append(f"{inner}input: {input_text(entry.input)}")
     if entry.mode is not None:
         lines.append(f"{inner}mode: {entry.mode}")
+    if entry.training:
+        lines.append(f"{inner}training: true")
     groups = [g for g in entry.group_modules if g in entry.groups]
     if groups:
         lines.append(f"{inner}groups:")
@@ -567,7 +584,7 @@ def _entry_text(
         values = _flow_values(entry.groups[group], headroom, metrics)
         fields = ", ".join(filter(None, [f"modules: [{patterns}]", values]))
         lines.append(f"{inner}{' ' * step}{yaml_key(group)}: {{{fields}}}")
-    total = _flow_values(entry.total, headroom, [m for m in metrics if m in ABSOLUTE_METRICS])
+    total = _flow_values(entry.total, headroom, [m for m in metrics if m in _TOTAL_METRICS])
     if total:
         lines.append(f"{inner}total: {{{total}}}")
     return "\n".join(lines) + "\n"
@@ -584,6 +601,7 @@ def _flow_values(measured: Mapping[str, float], headroom: float, metrics: Sequen
 def _created_changes(
     entry: MeasuredEntry, headroom: float, metrics: Sequence[str]
 ) -> list[BudgetChange]:
+    metrics = entry.recorded_metrics(metrics)
     changes = [
         BudgetChange(
             entry.name, group, metric, None, budget_value(values[metric], headroom, metric)
@@ -597,7 +615,7 @@ def _created_changes(
     changes += [
         BudgetChange(entry.name, TOTAL_GROUP, m, None, budget_value(entry.total[m], headroom, m))
         for m in metrics
-        if m in entry.total and m in ABSOLUTE_METRICS
+        if m in entry.total and m in _TOTAL_METRICS
     ]
     return changes
 

@@ -132,7 +132,10 @@ def _copy(value: Any) -> Any:
     import torch
 
     if isinstance(value, torch.Tensor):
-        return value.detach().clone()
+        copy = value.detach().clone()
+        # A training step gives an input that requires grad its gradient (the cost of
+        # the first layer's input gradient): the copy keeps the flag.
+        return copy.requires_grad_() if value.requires_grad and copy.is_floating_point() else copy
     if isinstance(value, tuple):
         items = [_copy(item) for item in value]
         return type(value)(*items) if hasattr(value, "_fields") else tuple(items)

@@ -36,6 +36,7 @@ from pytest_actbudget.report.html_charts import (
 )
 from pytest_actbudget.report.html_charts import escape as _e
 from pytest_actbudget.report.html_layers import layer_chart
+from pytest_actbudget.report.training import TRAINING_HEADS, spec_text, training_rows
 from pytest_actbudget.results import BudgetResult, GroupResult
 
 if TYPE_CHECKING:
@@ -226,6 +227,7 @@ def _entry(index: int, result: BudgetResult, baseline: Comparison | None = None)
                 group_chart(result, colours, "activations", "act_share", "Activations per group")
             )
             parts.append("</div>")
+        parts.append(_training_table(result))
         parts.append(layer_chart(result, colours))
         parts.append(_layers_table(result))
         if result.profile.uncounted_ops:
@@ -300,6 +302,25 @@ def _metric_cell(group: GroupResult, metric: str) -> str:
         f'<span class="budget-value">budget {_e(limit)}</span>'
         f'<span class="overshoot">{_e(over_text(violation))} over</span></td>'
     )
+
+
+def _training_table(result: BudgetResult) -> str:
+    """Backward beside forward per group, for a result measured with a training step."""
+    rows = training_rows(result)
+    if not rows or result.profile is None or result.profile.training is None:
+        return ""
+    body = "".join(
+        f'<tr class="{"over" if over else "ok"}"><td>{_e(cells[0])}</td>'
+        + "".join(f'<td class="num">{_e(cell)}</td>' for cell in cells[1:])
+        + "</tr>"
+        for _, cells, _, over in rows
+    )
+    head = "".join(
+        f"<th{' class=num' if index else ''}>{_e(head)}</th>"
+        for index, head in enumerate(TRAINING_HEADS)
+    )
+    title = f"Training step ({spec_text(result.profile.training)})"
+    return f'<p class="meta">{_e(title)}</p><table class="training"><tr>{head}</tr>{body}</table>'
 
 
 def _layers_table(result: BudgetResult) -> str:

@@ -27,6 +27,7 @@ from pytest_actbudget.report.format import (
     use_text,
     warning_lines,
 )
+from pytest_actbudget.report.training import TRAINING_HEADS, spec_text, training_rows
 from pytest_actbudget.results import BudgetResult, GroupResult
 
 if TYPE_CHECKING:
@@ -163,6 +164,7 @@ def _entry(
     tops = _top_modules(result)
     if tops:
         lines += [*(f"- {escape(line)}" for line in tops), ""]
+    lines += _training(result)
     if against is not None:
         lines += _against(against)
     lines += [line for text in shared_lines(result) for line in (escape(text), "")]
@@ -196,6 +198,20 @@ def _against(against: EntryBaseline) -> list[str]:
         heads = ("group", "metric", "baseline", "now", "change")
         lines += [*_table(heads, rows, right=(2, 3, 4)), ""]
     return lines
+
+
+def _training(result: BudgetResult) -> list[str]:
+    """Backward beside forward per group, for a result measured with a training step."""
+    rows = training_rows(result)
+    if not rows or result.profile is None or result.profile.training is None:
+        return []
+    table = [(escape(row.cells[0]), *row.cells[1:-1], _use_cell(row.use, row.over)) for row in rows]
+    return [
+        f"Training step ({escape(spec_text(result.profile.training))}):",
+        "",
+        *_table(TRAINING_HEADS, table, right=(1, 2, 3, 4, 5)),
+        "",
+    ]
 
 
 def _rows(result: BudgetResult) -> tuple[GroupResult, ...]:

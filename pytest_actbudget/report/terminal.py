@@ -26,12 +26,20 @@ from pytest_actbudget.report.format import (
     warning_lines,
 )
 from pytest_actbudget.report.style import Palette, Role
+from pytest_actbudget.report.training import TRAINING_HEADS, spec_text, training_rows
 from pytest_actbudget.results import BudgetResult, GroupResult, LayerStats, Profile
 
 if TYPE_CHECKING:
     from pytest_actbudget.report.baseline import Comparison
 
-__all__ = ["entry_lines", "group_lines", "layer_lines", "profile_text", "render"]
+__all__ = [
+    "entry_lines",
+    "group_lines",
+    "layer_lines",
+    "profile_text",
+    "render",
+    "training_lines",
+]
 
 BAR_WIDTH = 10
 _NAME_WIDTH = 24  # longest group name shown before truncating
@@ -100,6 +108,7 @@ def entry_lines(
     lines.extend(_INDENT + palette.paint(_plain(note), "warn") for note in result.notes)
     if result.profile is not None:
         lines.extend(group_lines(result, palette))
+        lines.extend(training_lines(result, palette))
         lines.extend(_INDENT + palette.paint(_plain(text), "dim") for text in shared_lines(result))
         lines.extend(growth.terminal_lines(result, palette, _INDENT))
         if result.profile.uncounted_ops:
@@ -175,6 +184,26 @@ def group_lines(result: BudgetResult, palette: Palette) -> list[str]:
     return lines
 
 
+def training_lines(result: BudgetResult, palette: Palette) -> list[str]:
+    """The training-step block (only for a result measured with one): a title naming
+    how the step was costed, then backward beside forward per group."""
+    rows = training_rows(result)
+    if not rows or result.profile is None or result.profile.training is None:
+        return []
+    with_use = any(row.use is not None for row in rows)
+    heads = TRAINING_HEADS if with_use else TRAINING_HEADS[:-1]
+    table = [(_fit(row.cells[0], _NAME_WIDTH), *row.cells[1 : len(heads)]) for row in rows]
+    widths = [max(len(head), *(len(row[i]) for row in table)) for i, head in enumerate(heads)]
+    right = set(range(1, len(heads)))
+    title = f"training step ({spec_text(result.profile.training)})"
+    lines = [_INDENT + palette.paint(title, "dim")]
+    lines.append(_INDENT + palette.paint(_row(heads, widths, right), "dim"))
+    for row, cells in zip(rows, table, strict=True):
+        text = _row(cells, widths, right) + (" !" if row.over else "")
+        lines.append(_INDENT + (palette.paint(text, "bad") if row.over else text))
+    return lines
+
+
 def layer_lines(result: BudgetResult, palette: Palette, *, depth: int | None = None) -> list[str]:
     """The per-layer table in the style of fastai's ``learn.summary``, down to ``depth``
     (root = 0; None: every module).
@@ -187,11 +216,26 @@ def layer_lines(result: BudgetResult, palette: Palette, *, depth: int | None = N
         return []
     profile = result.profile
     layers = [layer for layer in profile.layers if depth is None or layer.depth <= depth]
-    cells = [_layer_cells(result, layer) for layer in layers]
-    heads = ("module", "type", "output shape", "params", "trainable", "flops", "activations")
+    cells: list[tuple[str, ...]] = [_layer_cells(result, layer) for layer in layers]
+    heads: tuple[str, ...] = (
+        "module",
+        "type",
+        "output shape",
+        "params",
+        "trainable",
+        "flops",
+        "activations",
+    )
+    training = profile.training is not None
+    if training:  # backward beside forward, before the group
+        heads += ("backward_flops",)
+        cells = [
+            (*row[:-1], human(layer.backward_flops or 0, "backward_flops"), row[-1])
+            for layer, row in zip(layers, cells, strict=True)
+        ]
     heads_all = (*heads, "group")
     widths = [max(len(head), *(len(row[i]) for row in cells)) for i, head in enumerate(heads_all)]
-    right = {3, 4, 5, 6}  # numbers line up on the right
+    right = {3, 4, 5, 6, 7} if training else {3, 4, 5, 6}  # numbers line up on the right
     hidden = len(profile.layers) - len(layers)
     note = "a container's numbers include its descendants; the leaf rows add up to the total"
     if hidden:
@@ -210,12 +254,19 @@ def layer_lines(result: BudgetResult, palette: Palette, *, depth: int | None = N
 
 def _totals(root: LayerStats) -> list[str]:
     """``total params 11,689,512 (trainable 11,689,512, non-trainable 0)`` and the compute."""
-    return [
+    lines = [
         f"total params {root.params:,}  trainable {root.trainable:,}  "
         f"non-trainable {root.params - root.trainable:,}",
         f"total flops {human(root.flops, 'flops')}  activations "
         f"{human(root.activations, 'activations')}  act_bytes {human(root.act_bytes, 'act_bytes')}",
     ]
+    if root.backward_flops is not None and root.train_bytes is not None:
+        lines.append(
+            f"training step backward_flops {human(root.backward_flops, 'backward_flops')}  "
+            f"train_flops {human(root.train_flops or 0, 'train_flops')}  "
+            f"train_bytes {human(root.train_bytes, 'train_bytes')}"
+        )
+    return lines
 
 
 def profile_text(profile: Profile) -> str:
