@@ -162,13 +162,15 @@ def test_train_bytes_fails_when_the_optimizer_changes_from_sgd_to_adam(
 def test_update_records_training_metrics_of_a_new_entry(
     project: pytest.Pytester, workers: tuple[str, ...]
 ) -> None:
+    (project.path / "budgets.yaml").write_text(HEAD.replace("OPTIMIZER", "sgd"))
     recorded = run(project, "-k", "fixture", "--actbudget-update", *workers)
     recorded.assert_outcomes(passed=1)
     text = (project.path / "budgets.yaml").read_text()
     entry = text[text.index("cnn-fixture:") :]
     assert "    training: true\n" in entry
-    # the stem's train_flops: 27,648 forward + 27,648 weight gradient (+ the BatchNorm's
-    # fvcore-free macs: 0) = 55,296 x 1.1 = 60,825.6 -> 60.9K
+    # the stem's flops 27,648 x 1.1 = 30,412.8 -> 30.5K; its train_flops: 27,648
+    # forward + 27,648 weight gradient (BatchNorm and ReLU: no MACs) = 55,296 x 1.1 =
+    # 60,825.6 -> 60.9K
     assert '"0": {modules: ["0"], flops: 30.5K' in entry
     assert "train_flops: 60.9K" in entry
     assert "train_bytes: " in entry

@@ -116,7 +116,9 @@ def _step(
             _tag_graph(outputs, "")
             if not outputs or not leaves:
                 return counts
-            loss = torch.stack([t.sum() for t in outputs]).sum()
+            loss = outputs[0].sum()
+            for tensor in outputs[1:]:
+                loss = loss + tensor.sum()  # promotes across dtypes, unlike stack
             try:
                 with _Counting(counts):
                     torch.autograd.grad(loss, leaves, allow_unused=True)
