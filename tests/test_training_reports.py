@@ -102,7 +102,7 @@ def test_no_training_block_without_a_training_step() -> None:
 
 def test_verbose_layer_table_has_a_backward_column() -> None:
     lines = terminal.layer_lines(checked(), Palette(False))
-    assert lines[0].split() == [
+    assert lines[1].split() == [
         "module",
         "type",
         "output",
@@ -116,6 +116,16 @@ def test_verbose_layer_table_has_a_backward_column() -> None:
     ]
     conv = next(line for line in lines if line.strip().startswith("0.0"))
     assert conv.split()[-2:] == ["100", "stem"]
+    assert lines[-1].split() == [
+        "training",
+        "step",
+        "backward_flops",
+        "270",
+        "train_flops",
+        "470",
+        "train_bytes",
+        "29.8KiB",
+    ]
 
 
 def test_json_report_with_training_is_valid_and_round_trips() -> None:
