@@ -273,7 +273,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--profile", metavar="MODEL", help="cProfile measure() of MODEL")
-    parser.add_argument("--only", choices=["models", "pytest", "7b", "training", "startup"], nargs="*")
+    parser.add_argument(
+        "--only", choices=["models", "pytest", "7b", "training", "startup"], nargs="*"
+    )
     args = parser.parse_args()
     import torch
 

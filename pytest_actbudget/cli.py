@@ -37,7 +37,6 @@ from pytest_actbudget.report.format import (
 )
 from pytest_actbudget.report.style import Palette
 from pytest_actbudget.results import (
-    ABSOLUTE_METRICS,
     COUNTINGS,
     BudgetResult,
     GroupResult,

@@ -100,11 +100,7 @@ def group_profile(profile: Profile, groups: GroupPatterns) -> tuple[GroupStats, 
                 modules=leftovers,
                 flops_share=_share(other["flops"], total.flops),
                 act_share=_share(other["activations"], total.activations),
-                flops=other["flops"],
-                activations=other["activations"],
-                params=other["params"],
-                act_bytes=other["act_bytes"],
-                saved_bytes=other["saved_bytes"],
+                **other,  # with a training step, its metrics too
             )
         )
     return tuple(stats)

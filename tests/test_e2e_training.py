@@ -1,4 +1,5 @@
-"""Training-step budgets end to end (issue 13): real pytest runs in subprocesses.
+"""Training-step budgets end to end (issue 13): real pytest runs (in-process; xdist in
+a subprocess).
 
 The small CNN of test_plugin.py on 2 x 3 x 16 x 16, ``counting: macs``:
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from test_plugin import NETS
 
 TESTS = """
@@ -70,11 +72,12 @@ STEM_BUDGET = """  cnn-train:
 
 
 def run(pytester: pytest.Pytester, *args: str, **env: str) -> pytest.RunResult:
+    """One pytest run: in-process (torch is imported already, so seconds are saved per
+    run), and in a subprocess for xdist, whose workers are processes anyway."""
     for key in ("FREEZE_STEM", "INPUT_GRAD"):
         pytester._monkeypatch.setenv(key, env.get(key, "0"))
-    return pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--actbudget-report", "r.json", *args
-    )
+    runner = pytester.runpytest_subprocess if "-n" in args else pytester.runpytest_inprocess
+    return runner("-p", "no:cacheprovider", "--actbudget-report", "r.json", *args)
 
 
 def results(pytester: pytest.Pytester) -> dict[str, dict[str, Any]]:
@@ -87,6 +90,24 @@ def group(result: dict[str, Any], name: str) -> dict[str, Any]:
     return found
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _imported_once() -> None:
+    """An in-process run forgets the modules it imported first; torch's (loaded on first
+    use, like its operator libraries) and the plugin's must not load twice, so one
+    training measurement here imports them before any run."""
+    import importlib
+
+    from pytest_actbudget.measure.model import measure
+    from pytest_actbudget.training import TrainingSpec
+
+    for name in ("yaml", *(f"pytest_actbudget.{n}" for n in ("session", "budgets.write", "cli"))):
+        importlib.import_module(name)
+    nets: dict[str, Any] = {}
+    exec(NETS, nets)
+    x = torch.randn(2, 3, 16, 16, requires_grad=True)
+    measure(nets["small_cnn"](), x, counting="macs", training=TrainingSpec())
+
+
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makepyfile(nets=NETS, test_models=TESTS)
@@ -95,9 +116,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def write_budgets(pytester: pytest.Pytester, budget: str, optimizer: str = "sgd") -> Path:
     path = pytester.path / "budgets.yaml"
-    path.write_text(
-        HEAD.replace("OPTIMIZER", optimizer) + STEM_BUDGET.replace("BUDGET", budget)
-    )
+    path.write_text(HEAD.replace("OPTIMIZER", optimizer) + STEM_BUDGET.replace("BUDGET", budget))
     return path
 
 
@@ -174,7 +193,7 @@ def test_update_records_training_metrics_of_a_new_entry(
     assert '"0": {modules: ["0"], flops: 30.5K' in entry
     assert "train_flops: 60.9K" in entry
     assert "train_bytes: " in entry
-    checked = run(project, "-k", "fixture", *workers)
+    checked = run(project, "-k", "fixture")
     checked.assert_outcomes(passed=1)
     checked.stdout.fnmatch_lines(
         [

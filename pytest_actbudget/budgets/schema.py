@@ -279,7 +279,7 @@ class _Reader(TrainingReader):
 
     def entry(self, name: str, key: yaml.Node, node: yaml.Node) -> ModelBudget:
         keys = ("models", name)
-        what = "a mapping (input, mode, groups, total, allow_uncounted, training)"
+        what = "a mapping (input, mode, groups, total, allow_uncounted)"
         groups: list[GroupBudget] = []
         total: dict[str, float] = {}
         total_growth: dict[str, float] = {}
