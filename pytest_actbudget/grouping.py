@@ -100,7 +100,15 @@ def group_profile(profile: Profile, groups: GroupPatterns) -> tuple[GroupStats, 
                 modules=leftovers,
                 flops_share=_share(other["flops"], total.flops),
                 act_share=_share(other["activations"], total.activations),
-                **other,  # with a training step, its metrics too
+                flops=other["flops"],
+                activations=other["activations"],
+                params=other["params"],
+                act_bytes=other["act_bytes"],
+                saved_bytes=other["saved_bytes"],
+                # None without a training step, as every group's
+                backward_flops=other.get("backward_flops"),
+                train_flops=other.get("train_flops"),
+                train_bytes=other.get("train_bytes"),
             )
         )
     return tuple(stats)
