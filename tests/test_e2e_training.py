@@ -32,7 +32,7 @@ TESTS = """
 import os
 import pytest
 import torch
-from nets import small_cnn
+from cnn_for_training import small_cnn  # not `nets`: in-process, that is tests/nets.py
 
 
 def model_and_input():
@@ -110,7 +110,7 @@ def _imported_once() -> None:
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makepyfile(nets=NETS, test_models=TESTS)
+    pytester.makepyfile(cnn_for_training=NETS, test_models=TESTS)
     return pytester
 
 
