@@ -29,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from zoo import ZOO
 
 from pytest_actbudget.measure.model import MeasureCache, measure
+from pytest_actbudget.measure.training import backward_macs
 from pytest_actbudget.results import Profile
 from pytest_actbudget.training import TrainingSpec
 
@@ -311,6 +312,31 @@ def test_real_fallback_leaves_the_model_as_it_was() -> None:
     _assert_same(before, _snapshot(model))
 
 
+def test_the_step_runs_on_the_traces_meta_stand_ins() -> None:
+    # A plain tensor attribute (neither parameter nor buffer) and a tensor the forward
+    # makes without a device: the trace's stand-ins cover the first, the meta default
+    # device the second, so the step stays on meta (before, the attribute stayed a real
+    # CPU tensor next to meta parameters, and the step fell back to computing).
+    # Linear(4, 4) on batch 2: weight gradient 2*4*4 = 32 MACs, no input gradient.
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.scale = torch.full((4,), 2.0)
+
+        def forward(self, x: Tensor) -> Tensor:
+            out: Tensor = self.fc(x) * self.scale + torch.arange(4)
+            return out
+
+    model, x = Scaled(), torch.randn(2, 4)
+    before = _snapshot(model)
+    scale = model.scale
+    counts, where = backward_macs(model, (x,), {})
+    assert (where, sum(counts.values()), counts["fc"]) == ("meta", 32, 32)
+    _assert_same(before, _snapshot(model))
+    assert model.scale is scale and not scale.is_meta
+
+
 def test_training_is_part_of_the_cache_key() -> None:
     cache = MeasureCache()
     model, x = mlp(), torch.randn(3, 4)
@@ -329,7 +355,7 @@ def test_profile_round_trips_through_json() -> None:
 
 
 _SEVEN_B = """
-import json, resource, sys, time
+import json, sys, time
 import torch
 from nets import decoder_7b
 from pytest_actbudget.measure.model import measure
@@ -343,7 +369,9 @@ forward_s = time.perf_counter() - start
 start = time.perf_counter()
 profile = measure(model, tokens, counting="macs", training=TrainingSpec("adam"))
 seconds = time.perf_counter() - start
-rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so it would report the
+# peak of the pytest worker this process was forked from.
+rss_mib = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024
 print(json.dumps({"forward_s": forward_s, "seconds": seconds, "rss_mib": rss_mib,
                   "profile": profile.to_dict()}))
 """

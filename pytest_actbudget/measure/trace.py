@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +23,7 @@ from pytest_actbudget.measure.handles import HANDLES
 from pytest_actbudget.measure.hooks import ModelState, Recorder
 from pytest_actbudget.measure.inputs import iter_tensors, replace_tensors, tensor_spec
 from pytest_actbudget.measure.meta import cpu_like_meta, int_shapes
+from pytest_actbudget.measure.reference import math_attention, no_fast_path, reference_forward
 from pytest_actbudget.measure.standins import blocker, meta_standins
 from pytest_actbudget.results import LayerStats, Profile, SharedParam, TensorSpec
 
@@ -67,16 +68,9 @@ class _Bound(nn.Module):
 
 @contextmanager
 def _measuring(on_meta: bool, recorder: Recorder) -> Iterator[None]:
-    """Grad on (autograd must save what training saves), RNG untouched (dropout
-    draws), the fused multi-head-attention fast path off (it hides FLOPs), and
-    attention on its reference (math) kernel on every device, so that saved_bytes
-    does not depend on which fused kernel a device would pick."""
+    """The reference forward (see measure/reference.py) with our recording on."""
     with (
-        _no_fast_path(),
-        torch.random.fork_rng(devices=[]),
-        torch.inference_mode(False),
-        torch.enable_grad(),
-        _math_attention(),
+        reference_forward(),
         recorder.recording(),
         int_shapes(),
         cpu_like_meta(on_meta, recorder.pack),
@@ -85,28 +79,6 @@ def _measuring(on_meta: bool, recorder: Recorder) -> Iterator[None]:
         torch.device("meta") if on_meta else nullcontext(),
     ):
         yield
-
-
-@contextmanager
-def _no_fast_path() -> Iterator[None]:
-    mha = getattr(torch.backends, "mha", None)  # torch >= 2.2
-    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
-        yield
-        return
-    enabled = mha.get_fastpath_enabled()
-    mha.set_fastpath_enabled(False)
-    try:
-        yield
-    finally:
-        mha.set_fastpath_enabled(enabled)
-
-
-def _math_attention() -> AbstractContextManager[None]:
-    try:
-        from torch.nn.attention import SDPBackend, sdpa_kernel  # torch >= 2.3
-    except ImportError:
-        return nullcontext()
-    return sdpa_kernel([SDPBackend.MATH])
 
 
 def trace_profile(
@@ -212,7 +184,7 @@ def plain_trace_error(
     tensors = tuple(iter_tensors(structure))
     state = ModelState(model)
     try:
-        with _no_fast_path(), torch.random.fork_rng(devices=[]), _math_attention():
+        with no_fast_path(), torch.random.fork_rng(devices=[]), math_attention():
             torch.jit.trace(_Bound(model, structure), tensors, check_trace=False)  # type: ignore[no-untyped-call]
     except ForwardFailed as failed:
         return failed.__cause__ or failed

@@ -1,13 +1,14 @@
 """One training step of a model, counted: backward multiply-adds per module and the
 bytes a step holds (:mod:`pytest_actbudget.training` has the arithmetic).
 
-The step is the forward the trace measured, with autograd, then one backward of the
-sum of the model's floating-point outputs (the loss's own cost is not the model's).
-It runs on meta stand-ins of the parameters, buffers and inputs whenever it can, so no
-kernel computes; a forward that needs values (data-dependent operators) runs on the
-real tensors instead. Gradients come from ``torch.autograd.grad``: no ``.grad`` is
-written, nothing is stepped, and the model's modes, hooks, buffers and the RNG are
-put back.
+The step is the forward the trace measured, under the same reference settings
+(measure/reference.py), with autograd, then one backward of the sum of the model's
+floating-point outputs (the loss's own cost is not the model's). It runs on the meta
+stand-ins the trace uses (measure/standins.py) whenever they can serve, so no kernel
+computes; a forward that needs values (data-dependent operators) runs on the real
+tensors instead, its parameters as detached views. Gradients come from
+``torch.autograd.grad``: no ``.grad`` is written, nothing is stepped, and the model's
+modes, hooks, buffers and the RNG are put back.
 
 Attribution: every autograd node is tagged, when the operator that created it
 returns, with the innermost module running (a ``TorchFunctionMode`` walks back from
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -34,7 +35,9 @@ from pytest_actbudget.grouping import ancestors
 from pytest_actbudget.measure.backward_macs import op_macs
 from pytest_actbudget.measure.hooks import ModelState
 from pytest_actbudget.measure.inputs import iter_tensors, replace_tensors
-from pytest_actbudget.measure.trace import ForwardFailed, _math_attention, _no_fast_path
+from pytest_actbudget.measure.reference import reference_forward
+from pytest_actbudget.measure.standins import blocker, meta_standins
+from pytest_actbudget.measure.trace import ForwardFailed
 from pytest_actbudget.results import Profile
 from pytest_actbudget.training import TrainingSpec, train_bytes
 
@@ -81,12 +84,14 @@ def backward_macs(
 
     Raises ForwardFailed when the forward raises, BackwardFailed when the backward does.
     """
-    try:
-        return _step(model, inputs, kwargs, on_meta=True), "meta"
-    except (ForwardFailed, BackwardFailed):
-        # Meta cannot serve every model (values read in Python, data-dependent shapes):
-        # the real tensors can, at the cost of computing.
-        pass
+    tensors = list(iter_tensors((tuple(inputs), dict(kwargs))))
+    if blocker(tensors, model) is None:
+        try:
+            return _step(model, inputs, kwargs, on_meta=True), "meta"
+        except (ForwardFailed, BackwardFailed):
+            # Meta cannot serve every model (values read in Python, data-dependent
+            # shapes): the real tensors can, at the cost of computing.
+            pass
     device = next((str(p.device) for p in model.parameters()), "cpu")
     return _step(model, inputs, kwargs, on_meta=False), device
 
@@ -95,21 +100,17 @@ def _step(
     model: nn.Module, inputs: tuple[Any, ...], kwargs: Mapping[str, Any], *, on_meta: bool
 ) -> Counter[str]:
     paths = {module: path for path, module in model.named_modules()}
-    state = ModelState(model)
-    stand_ins = _stand_ins(model, on_meta)
-    args, kw = replace_tensors(
-        (tuple(inputs), dict(kwargs)),
-        (_input_stand_in(t, on_meta) for t in iter_tensors((tuple(inputs), dict(kwargs)))),
-    )
-    leaves = [t for t in {id(t): t for t in stand_ins.values()}.values() if t.requires_grad]
-    leaves += [t for t in iter_tensors((args, kw)) if t.requires_grad]
+    # On meta the forward writes to the stand-ins' buffers, never to the model's.
+    state = ModelState(model, buffers=not on_meta)
     stack = [""]
     counts: Counter[str] = Counter()
+    structure = (tuple(inputs), dict(kwargs))
+    stand_ins = _on_meta(model, structure) if on_meta else _on_real(model, structure)
     try:
-        with _stepping(), _module_stack(paths, stack):
+        with reference_forward(), stand_ins as (forward, leaves, (args, kw)):
             try:
-                with _Tagger(stack):
-                    output = torch.func.functional_call(model, stand_ins, tuple(args), kw)
+                with _module_stack(paths, stack), _Tagger(stack):
+                    output = forward(*args, **kw)
             except Exception as error:
                 raise ForwardFailed() from error
             outputs = [t for t in iter_tensors(output) if t.is_floating_point() and t.requires_grad]
@@ -129,50 +130,58 @@ def _step(
     return counts
 
 
-def _stand_ins(model: nn.Module, on_meta: bool) -> dict[str, torch.Tensor]:
-    """A stand-in for every parameter and buffer name (tied ones share one): empty meta
-    tensors, or detached views of the real values (parameters; gradients then go to
-    the views, never to ``.grad``) and copies (buffers, which a forward may update)."""
+#: What a step runs: the forward to call, the leaves to differentiate (trainable
+#: parameters and inputs that require grad), and the (args, kwargs) to call it with.
+_Setup = tuple[Callable[..., Any], list[torch.Tensor], tuple[Any, Any]]
+
+
+@contextmanager
+def _on_meta(model: nn.Module, structure: tuple[Any, ...]) -> Iterator[_Setup]:
+    """The model on the trace's meta stand-ins (its own objects again afterwards)."""
+    # Tensors the forward makes without naming a device (torch.arange(n)) join the
+    # stand-ins on meta, as in the trace.
+    with meta_standins(model) as standin, torch.device("meta"):
+        args = replace_tensors(structure, (standin(t) for t in iter_tensors(structure)))
+        trainable = [p for p in model.parameters() if p.requires_grad]  # now stand-ins
+        yield model, _leaves(trainable, args), args
+
+
+@contextmanager
+def _on_real(model: nn.Module, structure: tuple[Any, ...]) -> Iterator[_Setup]:
+    """The real values: detached views of the parameters (gradients go to the views,
+    never to ``.grad``, and no hook on a parameter fires) and copies of the buffers
+    (which a forward may update) and of the inputs."""
     made: dict[int, torch.Tensor] = {}
 
     def stand_in(tensor: torch.Tensor, parameter: bool) -> torch.Tensor:
-        key = id(tensor)
-        if key not in made:
-            if on_meta:
-                copy = torch.empty_like(tensor, device="meta")
-            else:
-                copy = tensor.detach() if parameter else tensor.detach().clone()
-            if parameter and tensor.requires_grad:
-                copy.requires_grad_(True)
-            made[key] = copy
-        return made[key]
+        if id(tensor) not in made:  # tied tensors share one
+            copy = tensor.detach() if parameter else tensor.detach().clone()
+            made[id(tensor)] = copy.requires_grad_(parameter and tensor.requires_grad)
+        return made[id(tensor)]
 
     named = {name: stand_in(p, True) for name, p in model.named_parameters(remove_duplicate=False)}
     named.update(
         (name, stand_in(b, False)) for name, b in model.named_buffers(remove_duplicate=False)
     )
-    return named
+    args = replace_tensors(structure, (_copy(t) for t in iter_tensors(structure)))
+    trainable = [t for t in made.values() if t.requires_grad]
+    yield partial(_functional, model, named), _leaves(trainable, args), args
 
 
-def _input_stand_in(tensor: torch.Tensor, on_meta: bool) -> torch.Tensor:
-    with torch.inference_mode(False):
-        copy = torch.empty_like(tensor, device="meta") if on_meta else tensor.detach().clone()
-    if tensor.requires_grad and copy.is_floating_point():
-        copy.requires_grad_(True)
-    return copy
+def _functional(model: nn.Module, named: dict[str, torch.Tensor], *args: Any, **kw: Any) -> Any:
+    return torch.func.functional_call(model, named, args, kw)
 
 
-@contextmanager
-def _stepping() -> Iterator[None]:
-    """Grad on, RNG untouched, attention on its reference kernels (as the trace)."""
-    with (
-        _no_fast_path(),
-        torch.random.fork_rng(devices=[]),
-        torch.inference_mode(False),
-        torch.enable_grad(),
-        _math_attention(),
-    ):
-        yield
+def _copy(tensor: torch.Tensor) -> torch.Tensor:
+    copy = tensor.detach().clone()
+    return copy.requires_grad_(tensor.requires_grad and copy.is_floating_point())
+
+
+def _leaves(trainable: Sequence[torch.Tensor], args: Any) -> list[torch.Tensor]:
+    """The trainable parameters, then the inputs that require grad, each tensor once."""
+    found = {id(t): t for t in trainable}
+    found.update((id(t), t) for t in iter_tensors(args) if t.requires_grad)
+    return list(found.values())
 
 
 @contextmanager
