@@ -14,7 +14,8 @@ from test_report_json import ENV, validate
 from pytest_actbudget.budgets.schema import parse_budgets
 from pytest_actbudget.checks import evaluate
 from pytest_actbudget.errors import BudgetFileError
-from pytest_actbudget.report import html, markdown, terminal
+from pytest_actbudget.report import diff, html, markdown, terminal
+from pytest_actbudget.report.baseline import Baseline
 from pytest_actbudget.report.json import SCHEMA_PATH, render
 from pytest_actbudget.report.style import Palette
 from pytest_actbudget.results import BudgetResult, Profile
@@ -229,3 +230,46 @@ def test_bad_training_keys(text: str, message: str) -> None:
     with pytest.raises(BudgetFileError) as caught:
         parse_budgets("version: 1\n" + text, "b.yaml")
     assert str(caught.value) == message
+
+
+def test_diff_and_baseline_compare_training_metrics_where_both_sides_have_them() -> None:
+    old = checked()
+    # The new run: "1.0"'s backward 100 -> 200 (say its input now needs a gradient), so
+    # body 160 -> 260 (+62.5%) and its train_flops 80 + 160 = 240 -> 340 (+41.7%); the
+    # root 270 -> 370 (+37.0%), train_flops 470 -> 570 (+21.3%). Forward unchanged.
+    backward = {**BACKWARD, "": 370, "1": 260, "1.0": 200}
+    profile = training_profile()
+    layers = tuple(
+        dataclasses.replace(layer, backward_flops=backward[layer.path]) for layer in profile.layers
+    )
+    entry = parse_budgets(BUDGETS, "budgets.yaml").models["toy"]
+    new = evaluate(
+        dataclasses.replace(profile, layers=layers), entry, nodeid="t.py::test", budget_file="b"
+    )
+    (diffed,) = diff.compare([old], [new]).entries
+    assert [(c.group, c.metric, c.old, c.new) for c in diffed.changes] == [
+        ("body", "backward_flops", 160, 260),
+        ("body", "train_flops", 240, 340),
+        ("total", "backward_flops", 270, 370),
+        ("total", "train_flops", 470, 570),
+    ]
+    assert "  body             backward_flops" in diff.render(diff.compare([old], [new]))
+    against = Baseline("main.json", (old,)).entry(new)
+    body = against.group_dict("body")
+    assert body is not None and body["change"]["backward_flops"] == pytest.approx(0.625)
+    assert body["metrics"]["train_bytes"] == 24_000
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    document = json.loads(render([new], ENV, Baseline("main.json", (old,)).compare([new])))
+    validate(document, schema, schema)
+
+    # A baseline measured without a training step: only the forward metrics compare
+    # (they are the same), the training metrics have nothing to compare with.
+    groups = '{stem: {modules: ["0"]}, body: {modules: ["1"]}, head: {modules: ["2"]}}'
+    plain = parse_budgets(f"version: 1\nmodels:\n  toy:\n    groups: {groups}\n", "b")
+    forward_only = evaluate(
+        toy_profile(), plain.models["toy"], nodeid="t.py::test", budget_file="b"
+    )
+    assert diff.compare([forward_only], [new]).entries[0].status == "same"
+    untrained = Baseline("main.json", (forward_only,)).entry(new).group_dict("body")
+    assert untrained is not None
+    assert set(untrained["change"]) == {"flops", "activations", "params", "act_bytes"}

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_actbudget.report.diff import DIFF_METRICS, Change, EntryDiff, compare_entry, pair
+from pytest_actbudget.report.diff import (
+    DIFF_METRICS,
+    Change,
+    EntryDiff,
+    compare_entry,
+    compared_metrics,
+    pair,
+)
 from pytest_actbudget.report.format import human
 from pytest_actbudget.results import TOTAL_GROUP, BudgetResult, GroupResult
 
@@ -181,9 +188,11 @@ class EntryBaseline:
         if old is None:
             return None
         changes = {change.metric: change.relative for change in self.changes_of(name)}
+        new = self.result.total if name == TOTAL_GROUP else _named(self.result.groups, name)
+        compared = compared_metrics(old.stats, new.stats) if new is not None else DIFF_METRICS
         return {
             "metrics": _metrics(old),
-            "change": {metric: _fraction(changes.get(metric, 0.0)) for metric in DIFF_METRICS},
+            "change": {metric: _fraction(changes.get(metric, 0.0)) for metric in compared},
         }
 
 
@@ -237,7 +246,12 @@ def _fraction(value: float) -> float | None:
 def _metrics(group: GroupResult | None) -> dict[str, float]:
     if group is None:
         return {}
-    return {metric: group.stats.metric(metric) for metric in DIFF_METRICS}
+    stats = group.stats
+    return {metric: stats.metric(metric) for metric in compared_metrics(stats, stats)}
+
+
+def _named(groups: Sequence[GroupResult], name: str) -> GroupResult | None:
+    return next((group for group in groups if group.name == name), None)
 
 
 def _groups(names: Sequence[str]) -> str:

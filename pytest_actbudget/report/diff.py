@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from pytest_actbudget.report.format import human
 from pytest_actbudget.results import TOTAL_GROUP, BudgetResult, GroupResult, GroupStats
+from pytest_actbudget.training import TRAINING_METRICS
 
 __all__ = [
     "DIFF_METRICS",
@@ -24,12 +25,21 @@ __all__ = [
     "ReportDiff",
     "compare",
     "compare_entry",
+    "compared_metrics",
     "pair",
     "render",
 ]
 
-#: The absolute metrics a diff compares (shares follow from them).
+#: The absolute metrics a diff compares (shares follow from them); the training metrics
+#: too where both sides measured a training step (see ``compared_metrics``).
 DIFF_METRICS: tuple[str, ...] = ("flops", "activations", "params", "act_bytes")
+
+
+def compared_metrics(old: GroupStats, new: GroupStats) -> tuple[str, ...]:
+    """What a diff compares for one group: DIFF_METRICS, and the training metrics when
+    both reports measured a training step (one side alone has nothing to compare)."""
+    both = old.backward_flops is not None and new.backward_flops is not None
+    return DIFF_METRICS + (TRAINING_METRICS if both else ())
 
 
 @dataclass(frozen=True)
@@ -144,7 +154,7 @@ def compare_entry(old: BudgetResult, new: BudgetResult) -> EntryDiff:
         Change(name, metric, old_group.stats.metric(metric), new_group.stats.metric(metric))
         for name, new_group in new_groups.items()
         if (old_group := old_groups.get(name)) is not None
-        for metric in DIFF_METRICS
+        for metric in compared_metrics(old_group.stats, new_group.stats)
         if old_group.stats.metric(metric) != new_group.stats.metric(metric)
     ]
     added = tuple(group.stats for name, group in new_groups.items() if name not in old_groups)
