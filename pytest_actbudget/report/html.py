@@ -214,6 +214,7 @@ def _entry(index: int, result: BudgetResult, baseline: Comparison | None = None)
         parts.append(use_chart(result, colours))
         parts.append(_groups_table(result, against))
         parts.extend(f'<p class="meta">{_e(text)}</p>' for text in shared_lines(result))
+        parts.append(_training_table(result))  # backward beside forward, under the groups
         if baseline is not None and against is not None:
             from pytest_actbudget.report import html_baseline
 
@@ -227,7 +228,6 @@ def _entry(index: int, result: BudgetResult, baseline: Comparison | None = None)
                 group_chart(result, colours, "activations", "act_share", "Activations per group")
             )
             parts.append("</div>")
-        parts.append(_training_table(result))
         parts.append(layer_chart(result, colours))
         parts.append(_layers_table(result))
         if result.profile.uncounted_ops:
