@@ -10,7 +10,9 @@ model's plain no-grad forward, pytest-actbudget's measure() (FLOPs, activations,
 shapes, bytes and saved_bytes in one trace), fvcore's FlopCountAnalysis(...).total()
 and PyTorch's FlopCounterMode, plus a cached re-measure. Then a marked pytest test
 against the same test unmarked (U-Net, ViT-B/16), the 7B decoder on the meta device
-(time and peak RSS, in a subprocess), and pytest start-up with and without the plugin.
+(time and peak RSS, in a subprocess), a training measurement beside the forward-only
+one (ResNet-50, ViT-B/16, BERT-base, the 7B decoder), and pytest start-up with and
+without the plugin. ``--only PART ...`` runs some of them.
 ``--profile MODEL`` prints where measure()'s time goes (cProfile) instead.
 """
 
@@ -172,27 +174,36 @@ def seven_b() -> None:
 
 def training_step(repeat: int) -> None:
     """A training measurement (forward trace + one backward on meta stand-ins) next to
-    the forward-only measure(), and PyTorch's FlopCounterMode over a real forward and
-    backward for scale."""
+    the forward-only measure() and the model's own forward, and PyTorch's
+    FlopCounterMode over a real forward and backward for scale."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
-    from zoo import resnet50, vit_b_16  # type: ignore[import-not-found]  # tests/zoo.py
 
+    from pytest_actbudget.measure.inputs import iter_tensors
     from pytest_actbudget.measure.model import measure
     from pytest_actbudget.training import TrainingSpec
 
+    def forward(model: torch.nn.Module, x: torch.Tensor) -> None:
+        with torch.no_grad():
+            model(x)
+
     def real_step(model: torch.nn.Module, x: torch.Tensor) -> None:
         with FlopCounterMode(display=False):
-            model(x).sum().backward()
+            outputs = [t for t in iter_tensors(model(x)) if t.is_floating_point()]
+            sum(t.sum() for t in outputs).backward()  # type: ignore[union-attr]
         model.zero_grad(set_to_none=True)
 
     adam = TrainingSpec("adam")
-    print(f"{'model':<10} {'forward only':>13} {'training':>9} {'ratio':>6} {'real f+b':>9}")
-    for name, factory in (("resnet50", resnet50), ("vit_b_16", vit_b_16)):
-        model = factory().eval()
-        x = torch.randn(1, 3, 224, 224)
+    print(
+        f"{'model':<10} {'forward':>9} {'measure()':>10} {'+training':>10} {'ratio':>6} "
+        f"{'real f+b (FCM)':>15}  backward_flops (macs)"
+    )
+    for name in ("resnet50", "vit_b_16", "bert_base"):
+        model, x = models()[name]()
+        profile = measure(model, x, counting="macs", training=adam)
         t = interleaved_medians(
             {
+                "plain": lambda: forward(model, x),  # noqa: B023
                 "forward": lambda: measure(model, x),  # noqa: B023
                 "training": lambda: measure(model, x, training=adam),  # noqa: B023
                 "real": lambda: real_step(model, x),  # noqa: B023
@@ -200,21 +211,22 @@ def training_step(repeat: int) -> None:
             repeat,
         )
         print(
-            f"{name:<10} {t['forward'] * 1e3:>11.0f}ms {t['training'] * 1e3:>7.0f}ms"
-            f" {t['training'] / t['forward']:>5.2f}x {t['real'] * 1e3:>7.0f}ms"
+            f"{name:<10} {t['plain'] * 1e3:>7.0f}ms {t['forward'] * 1e3:>8.0f}ms"
+            f" {t['training'] * 1e3:>8.0f}ms {t['training'] / t['forward']:>5.2f}x"
+            f" {t['real'] * 1e3:>13.0f}ms  {profile.total.backward_flops:,}"
         )
     code = _SEVEN_B_TRAINING.format(tests=str(ROOT / "tests"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    forward, training, rss, backward = out.stdout.split()
+    forward_s, training_s, rss, backward, train_bytes = out.stdout.split()
     print(
-        f"7B decoder on meta (seq 2048): forward-only measure {float(forward):.2f}s, with "
-        f"the training step {float(training):.2f}s, peak RSS {float(rss):.0f} MiB; "
-        f"backward_flops {int(backward):,}"
+        f"7B decoder on meta (seq 2048): forward-only measure {float(forward_s):.2f}s, with "
+        f"the training step (adam) {float(training_s):.2f}s, peak RSS {float(rss):.0f} MiB "
+        f"(whole process); backward_flops {int(backward):,}, train_bytes {int(train_bytes):,}"
     )
 
 
 _SEVEN_B_TRAINING = """
-import resource, sys, time
+import sys, time
 sys.path.insert(0, {tests!r})
 import torch
 from nets import decoder_7b
@@ -228,8 +240,11 @@ measure(model, tokens)
 forward = time.perf_counter()
 profile = measure(model, tokens, training=TrainingSpec("adam"))
 done = time.perf_counter()
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(forward - start, done - forward, rss, profile.total.backward_flops)
+# VmHWM, not ru_maxrss (which Linux keeps across exec: see _SEVEN_B)
+status = open("/proc/self/status").read().split("VmHWM:")[1]
+rss = int(status.split()[0]) / 1024
+total = profile.total
+print(forward - start, done - forward, rss, total.backward_flops, total.train_bytes)
 """
 
 
