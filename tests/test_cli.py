@@ -137,6 +137,30 @@ def test_profile_depth_limits_the_layer_table(
     assert modules == ["(root)", "0", "1", "2", "3", "4"]  # no 2.0 / 2.1 at depth 2
 
 
+def test_profile_training_adds_the_training_step(
+    capsys: pytest.CaptureFixture[str], project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(project))
+    assert main(["profile", "tinynet:make", "--input", "2,3,16,16", "--training", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)["results"]
+    # No file: sgd, no optimizer state. Backward MACs: "0", the first layer, its weight
+    # gradient only = its forward 110,592; "2.0" both gradients 2 x 147,456 = 294,912;
+    # "4" 2 x 20,480 = 40,960; total 446,464.
+    assert result["training"] == {"optimizer": "sgd", "grad_dtype": None, "state_dtype": "float32"}
+    layers = {layer["path"]: layer for layer in result["layers"]}
+    assert [layers[p]["backward_flops"] for p in ("0", "2.0", "4")] == [110_592, 294_912, 40_960]
+    total = result["total"]
+    assert total["backward_flops"] == 446_464
+    assert total["train_flops"] == 278_528 + 446_464
+    # 11,634 float32 params and as many gradients: 2 x 46,536 bytes, plus what was saved
+    assert total["train_bytes"] == 93_072 + total["saved_bytes"]
+    assert main(["profile", "tinynet:make", "--input", "2,3,16,16", "--training"]) == 0
+    assert "training step (optimizer sgd, grads as params, state float32)" in (
+        capsys.readouterr().out
+    )
+
+
 def test_profile_builds_integer_inputs_for_embeddings(
     capsys: pytest.CaptureFixture[str], project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
