@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from profiles import toy_profile
 from test_report_json import ENV, validate
 
 from pytest_actbudget.budgets.schema import parse_budgets
+from pytest_actbudget.budgets.write import MeasuredEntry, update_budgets
 from pytest_actbudget.checks import evaluate
 from pytest_actbudget.errors import BudgetFileError
 from pytest_actbudget.report import diff, html, markdown, terminal
@@ -273,3 +275,34 @@ def test_diff_and_baseline_compare_training_metrics_where_both_sides_have_them()
     untrained = Baseline("main.json", (forward_only,)).entry(new).group_dict("body")
     assert untrained is not None
     assert set(untrained["change"]) == {"flops", "activations", "params", "act_bytes"}
+
+
+def test_update_fills_training_metrics_only_where_the_entry_has_training(
+    tmp_path: Path,
+) -> None:
+    # Both entries measured with a training step; a group that lists no metric gets the
+    # default metrics, and train_flops / train_bytes only in the entry with `training:`
+    # (elsewhere they would be budgets the file refuses). x 1.1, rounded up: flops 110 ->
+    # 121, train_flops 210 -> 231, train_bytes 2,560 -> 2,816 (2.75KiB).
+    path = tmp_path / "budgets.yaml"
+    path.write_text(
+        "version: 1\nmodels:\n"
+        '  trained:\n    training: true\n    groups:\n      stem: {modules: ["0"]}\n'
+        '  forward:\n    groups:\n      stem: {modules: ["0"]}\n'
+    )
+    stem = {"flops": 110, "activations": 4, "params": 320, "act_bytes": 16}
+    stem |= {"saved_bytes": 0, "flops_share": 0.5, "act_share": 0.5}
+    stem |= {"backward_flops": 100, "train_flops": 210, "train_bytes": 2_560}
+    entries = [
+        MeasuredEntry(name, {"stem": stem}, {"stem": ("0",)}, {}, None, training=True)
+        for name in ("trained", "forward")
+    ]
+    update_budgets(path, entries, 0.1)
+    text = path.read_text()
+    assert (
+        '      stem: {modules: ["0"], flops: 121, activations: 5, params: 352, act_bytes: 18, '
+        "train_flops: 231, train_bytes: 2.75KiB}\n  forward:" in text
+    )
+    assert text.endswith(
+        '      stem: {modules: ["0"], flops: 121, activations: 5, params: 352, act_bytes: 18}\n'
+    )
