@@ -3,7 +3,9 @@ computed, the model untouched; data-dependent models fall back to the real trace
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -372,3 +374,53 @@ def test_what_the_forward_wrote_is_undone_on_meta() -> None:
     assert vars(model) == attributes and "ones" not in model._buffers
     # the model still runs for real: nothing meta was left in it
     assert model(torch.randn(2, 4)).device.type == "cpu"
+
+
+class StackDepth(nn.Module):
+    """Notes how deep the Python stack is inside its forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.depths: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.depths.append(len(inspect.stack(0)))
+        out: torch.Tensor = self.fc(x)
+        return out
+
+
+def _called_under(frames: int, run: Callable[[], Any]) -> Any:
+    return run() if frames == 0 else _called_under(frames - 1, run)
+
+
+def test_the_meta_trace_walks_a_stack_without_the_callers_frames() -> None:
+    # the JIT tracer records the whole Python stack at every node: the meta trace runs
+    # on a fresh thread, so 200 frames of caller (pytest's, here) are not on it
+    model = StackDepth()
+    shallow = measure(model, torch.randn(2, 4))
+    deep = _called_under(200, lambda: measure(model, torch.randn(2, 4)))
+    assert (shallow.traced_on, deep.traced_on) == ("meta", "meta")
+    assert model.depths[0] == model.depths[1] < 200
+    assert shallow == deep
+
+
+_LABEL: contextvars.ContextVar[str] = contextvars.ContextVar("label", default="unset")
+
+
+class Labelled(nn.Linear):
+    """Fails unless the caller's context variable is seen inside the forward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert _LABEL.get() == "set by the caller", _LABEL.get()
+        return super().forward(x)
+
+
+def test_the_callers_context_variables_reach_the_forward() -> None:
+    token = _LABEL.set("set by the caller")
+    try:
+        profile = measure(Labelled(4, 3), torch.randn(2, 4))
+    finally:
+        _LABEL.reset(token)
+    # Linear(4, 3) on (2, 4): 2*4*3 = 24 multiply-adds
+    assert (profile.traced_on, profile.total.flops) == ("meta", 24)

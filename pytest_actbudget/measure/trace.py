@@ -19,6 +19,7 @@ from fvcore.nn.jit_analysis import JitModelAnalysis
 from torch import nn
 
 from pytest_actbudget.grouping import ancestors
+from pytest_actbudget.measure.fresh_stack import on_fresh_stack
 from pytest_actbudget.measure.handles import HANDLES
 from pytest_actbudget.measure.hooks import ModelState, Recorder
 from pytest_actbudget.measure.inputs import iter_tensors, replace_tensors, tensor_spec
@@ -161,9 +162,15 @@ def _trace(
         .uncalled_modules_warnings(False)
         .tracer_warnings("none")
     )
-    try:
+
+    def analyze() -> Mapping[str, Counter[str]]:
         with _measuring(on_meta, recorder):
-            counts = analysis.by_module_and_operator()
+            counts: Mapping[str, Counter[str]] = analysis.by_module_and_operator()
+        return counts
+
+    try:
+        # A meta trace computes nothing: it runs where the tracer's stack walks are short.
+        counts = on_fresh_stack(analyze) if on_meta else analyze()
         uncounted = Counter(analysis.unsupported_ops(""))
     finally:
         state.restore()
