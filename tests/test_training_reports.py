@@ -277,32 +277,35 @@ def test_diff_and_baseline_compare_training_metrics_where_both_sides_have_them()
     assert set(untrained["change"]) == {"flops", "activations", "params", "act_bytes"}
 
 
-def test_update_fills_training_metrics_only_where_the_entry_has_training(
-    tmp_path: Path,
-) -> None:
-    # Both entries measured with a training step; a group that lists no metric gets the
-    # default metrics, and train_flops / train_bytes only in the entry with `training:`
-    # (elsewhere they would be budgets the file refuses). x 1.1, rounded up: flops 110 ->
-    # 121, train_flops 210 -> 231, train_bytes 2,560 -> 2,816 (2.75KiB).
+def test_update_records_the_training_step_and_fills_its_metrics(tmp_path: Path) -> None:
+    # Three entries measured with a training step. A group that lists no metric gets the
+    # default metrics, plus train_flops / train_bytes where the entry trains: one with
+    # `training: true`, and one without the key (check(..., training=True)), which gets
+    # `training: true` written; `training: false` stays, without training budgets (the
+    # file would refuse them). x 1.1, rounded up: flops 110 -> 121, train_flops 210 ->
+    # 231, train_bytes 2,560 -> 2,816 (2.75KiB).
     path = tmp_path / "budgets.yaml"
+    group = '    groups:\n      stem: {modules: ["0"]}\n'
     path.write_text(
         "version: 1\nmodels:\n"
-        '  trained:\n    training: true\n    groups:\n      stem: {modules: ["0"]}\n'
-        '  forward:\n    groups:\n      stem: {modules: ["0"]}\n'
+        f"  trained:\n    training: true\n{group}"
+        f"  asked:\n    mode: train\n{group}"
+        f"  turned-off:\n    training: false\n{group}"
     )
     stem = {"flops": 110, "activations": 4, "params": 320, "act_bytes": 16}
     stem |= {"saved_bytes": 0, "flops_share": 0.5, "act_share": 0.5}
     stem |= {"backward_flops": 100, "train_flops": 210, "train_bytes": 2_560}
     entries = [
         MeasuredEntry(name, {"stem": stem}, {"stem": ("0",)}, {}, None, training=True)
-        for name in ("trained", "forward")
+        for name in ("trained", "asked", "turned-off")
     ]
-    update_budgets(path, entries, 0.1)
-    text = path.read_text()
-    assert (
-        '      stem: {modules: ["0"], flops: 121, activations: 5, params: 352, act_bytes: 18, '
-        "train_flops: 231, train_bytes: 2.75KiB}\n  forward:" in text
+    summary = update_budgets(path, entries, 0.1)
+    forward = '      stem: {modules: ["0"], flops: 121, activations: 5, params: 352, act_bytes: 18'
+    trained = f"{forward}, train_flops: 231, train_bytes: 2.75KiB}}\n"
+    assert path.read_text() == (
+        "version: 1\nmodels:\n"
+        f"  trained:\n    training: true\n    groups:\n{trained}"
+        f"  asked:\n    mode: train\n    training: true\n    groups:\n{trained}"
+        f"  turned-off:\n    training: false\n    groups:\n{forward}}}\n"
     )
-    assert text.endswith(
-        '      stem: {modules: ["0"], flops: 121, activations: 5, params: 352, act_bytes: 18}\n'
-    )
+    assert ("asked", "training true (new)") in summary.recorded

@@ -214,8 +214,11 @@ class _Editor:
             self.changes.extend(_created_changes(entry, headroom, self.metrics))
             return
         budget = self.loaded.models[entry.name]
-        # Training budgets only where the file turns the training step on (`training:`).
-        metrics = entry.recorded_metrics(self.metrics) if budget.training else self.metrics
+        # Training budgets only where the file turns the training step on: an entry
+        # measured with one (check(..., training=True)) gets `training: true` written,
+        # unless it says `training: false`.
+        trains = budget.training is not None or _adds_training(entry, node, budget)
+        metrics = entry.recorded_metrics(self.metrics) if trains else self.metrics
         limits = {group.name: {**group.limits, **group.growth} for group in budget.groups}
         scaled = budget.scaling is not None
         found: list[BudgetChange] = []
@@ -259,15 +262,18 @@ class _Editor:
         (self.changed if found or rewrote else self.unchanged).append(entry.name)
 
     def rerecord(self, entry: MeasuredEntry, node: yaml.Node, budget: ModelBudget) -> bool:
-        """Rewrite the entry's ``input:`` and ``mode:`` to what was measured now."""
+        """Rewrite the entry's ``input:`` and ``mode:`` to what was measured now (and
+        add ``training: true`` when it was measured with a training step)."""
         pairs: list[tuple[str, str]] = []
         if entry.input is not None and entry.input != budget.input:
             pairs.append(("input", input_text(entry.input)))
         if entry.mode is not None and entry.mode != budget.mode:
             pairs.append(("mode", entry.mode))
+        if _adds_training(entry, node, budget):
+            pairs.append(("training", "true"))
         missing: list[tuple[str, str]] = []
         for key, written in pairs:
-            old = budget.input if key == "input" else budget.mode
+            old = {"input": budget.input, "mode": budget.mode}.get(key)
             if old is None:
                 self.recorded.append((entry.name, f"{key} {written} (new)"))
             else:
@@ -551,6 +557,12 @@ def _unreserved(entry: MeasuredEntry) -> MeasuredEntry:
         groups={renames.get(g, g): values for g, values in entry.groups.items()},
         group_modules={renames.get(g, g): p for g, p in entry.group_modules.items()},
     )
+
+
+def _adds_training(entry: MeasuredEntry, node: yaml.Node, budget: ModelBudget) -> bool:
+    """An update writes ``training: true`` into an entry measured with a training step
+    that has no ``training:`` key (``false`` is the user's word, and stays)."""
+    return entry.training and budget.training is None and _value_of(node, "training") is None
 
 
 def _header(counting: str, headroom: float) -> str:
