@@ -135,7 +135,7 @@ def violation_message(result: BudgetResult, changed: str = "") -> str:
 
 
 def top_modules_line(result: BudgetResult, violation: Violation) -> str:
-    """The leaf modules of the offending group that weigh most in the exceeded metric
+    """The innermost modules of the offending group that weigh most in the exceeded metric
     (for a growth exponent: how the metric grew, from the smallest to the largest size)."""
     if violation.is_growth:
         key = (violation.group, violation.metric)

@@ -1,5 +1,6 @@
-"""The per-layer chart of the HTML report: leaf modules in forward order, coloured and
-banded by group, with a legend; the layers where nothing was measured folded away.
+"""The per-layer chart of the HTML report: innermost modules (leaves of the call tree)
+in forward order, coloured and banded by group, with a legend; the layers where nothing
+was measured folded away.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def layer_chart(result: BudgetResult, colours: Mapping[str, str]) -> str:
     groups = [result.group_of(layer.path) or _NO_GROUP for layer in shown]
     parts = [
         '<figure class="chart layer-chart"><figcaption>Per layer, in forward order '
-        '<span class="legend">(leaf modules, coloured by group; each column scaled to its '
+        '<span class="legend">(innermost modules, coloured by group; each column scaled to its '
         "largest layer)</span></figcaption>",
         _legend(result, colours, groups),
         _svg(shown, groups, colours),
