@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from pytest_actbudget.measure.macs import grouped_mm_macs
+
 aten = torch.ops.aten
 
 __all__ = ["conv_macs", "op_macs"]
@@ -26,22 +28,8 @@ def _numel(shape: Sequence[int]) -> int:
 
 
 def _mm(a: torch.Tensor, b: torch.Tensor) -> int:
-    # (m, k) @ (k, n): m * k * n
+    # (m, k) @ (k, n): m * k * n; batched, (B, m, k) @ (B, k, n): B * m * k * n
     return _numel(a.shape) * int(b.shape[-1])
-
-
-def _bmm(a: torch.Tensor, b: torch.Tensor) -> int:
-    # (B, m, k) @ (B, k, n): B * m * k * n
-    return _numel(a.shape) * int(b.shape[-1])
-
-
-def _grouped_mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> int:
-    # a @ b per group (Mixtral's experts; its backward runs _grouped_mm too): every
-    # output element is a dot product over a's last dim, except for 2-D x 2-D (the
-    # weight gradient), where K is split between the G groups of the (G, M, N) output.
-    if a.dim() == 2 and b.dim() == 2:
-        return _numel(out.shape[1:]) * int(a.shape[-1])
-    return _numel(out.shape) * int(a.shape[-1])
 
 
 def conv_macs(
@@ -79,14 +67,17 @@ def _convolution_backward(args: Sequence[Any], out: Any) -> int:
 _FORMULAS: Mapping[Any, Callable[[Sequence[Any], Any], int]] = {
     aten.mm.default: lambda args, out: _mm(args[0], args[1]),
     aten.addmm.default: lambda args, out: _mm(args[1], args[2]),
-    aten.bmm.default: lambda args, out: _bmm(args[0], args[1]),
-    aten.baddbmm.default: lambda args, out: _bmm(args[1], args[2]),
+    aten.bmm.default: lambda args, out: _mm(args[0], args[1]),
+    aten.baddbmm.default: lambda args, out: _mm(args[1], args[2]),
     # (n, k) @ (k,) and the dot products: one multiply-add per element of the matrix
     aten.mv.default: lambda args, out: _numel(args[0].shape),
     aten.addmv.default: lambda args, out: _numel(args[1].shape),
     aten.dot.default: lambda args, out: _numel(args[0].shape),
     aten.vdot.default: lambda args, out: _numel(args[0].shape),
-    aten._grouped_mm.default: lambda args, out: _grouped_mm(args[0], args[1], out),
+    # Mixtral's experts: their backward runs _grouped_mm too
+    aten._grouped_mm.default: lambda args, out: grouped_mm_macs(
+        args[0].shape, args[1].shape, out.shape
+    ),
     aten.convolution.default: _convolution,
     aten._convolution.default: _convolution,
     aten.convolution_backward.default: _convolution_backward,

@@ -219,15 +219,20 @@ def chain_macs(dims: Sequence[int]) -> int:
     return cost[0][count - 1] if count else 0
 
 
-def _grouped_mm(inputs: Values, outputs: Values) -> int:
-    # _grouped_mm(a, b, offs): a @ b per group; every output element is a dot product
-    # over a's last dim, except for 2-D x 2-D, where K is split between the G groups of
-    # the (G, M, N) output. So MACs = sum over groups of rows x K x N, with offs (a
-    # runtime tensor) summing to the grouped size; rows past offs[-1] are not computed.
-    a, b, out = dims(inputs[0]), dims(inputs[1]), dims(outputs[0])
+def grouped_mm_macs(a: Sequence[int], b: Sequence[int], out: Sequence[int]) -> int:
+    """``_grouped_mm(a, b, offs)`` from its shapes (the forward's and the backward's).
+
+    a @ b per group; every output element is a dot product over a's last dim, except
+    for 2-D x 2-D (a weight gradient), where K is split between the G groups of the
+    (G, M, N) output. So MACs = sum over groups of rows x K x N, with offs (a runtime
+    tensor) summing to the grouped size; rows past offs[-1] are not computed."""
     if len(a) == 2 and len(b) == 2:
         return prod(out[1:]) * a[-1]
     return prod(out) * a[-1]
+
+
+def _grouped_mm(inputs: Values, outputs: Values) -> int:
+    return grouped_mm_macs(dims(inputs[0]), dims(inputs[1]), dims(outputs[0]))
 
 
 def _conv_tbc(inputs: Values, outputs: Values) -> int:
