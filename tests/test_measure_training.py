@@ -188,18 +188,28 @@ def test_train_bytes_frozen_and_tied_parameters() -> None:
 # -- against FlopCounterMode -----------------------------------------------------------
 
 
-def flop_counter_backward(model: nn.Module, *inputs: Tensor) -> int:
+def flop_counter_backward(model: nn.Module, *inputs: Tensor, **kwargs: Tensor) -> int:
     """FlopCounterMode's FLOPs of the backward of the sum of the float outputs (2 per
     multiply-add), attention on its math kernel as the plugin runs it."""
     with sdpa_kernel([SDPBackend.MATH]):
-        output = model(*inputs)
-        tensors = output.values() if isinstance(output, dict) else [output]
-        loss = sum(t.sum() for t in tensors if isinstance(t, Tensor) and t.is_floating_point())
+        loss = sum(t.sum() for t in _floats(model(*inputs, **kwargs)))
         leaves = [p for p in model.parameters() if p.requires_grad]
-        leaves += [t for t in inputs if t.requires_grad]
+        leaves += [t for t in (*inputs, *kwargs.values()) if t.requires_grad]
         with FlopCounterMode(display=False) as counter:
             torch.autograd.grad(loss, leaves)
     return counter.get_total_flops()
+
+
+def _floats(obj: Any) -> list[Tensor]:
+    """The floating-point tensors inside a model output that require grad, nested
+    (ModelOutput is a dict; CLIP nests the text and vision outputs)."""
+    if isinstance(obj, Tensor):
+        return [obj] if obj.is_floating_point() and obj.requires_grad else []
+    if isinstance(obj, tuple | list):
+        return [t for item in obj for t in _floats(item)]
+    if isinstance(obj, dict):
+        return [t for item in obj.values() for t in _floats(item)]
+    return []
 
 
 NETS: dict[str, tuple[Any, tuple[int, ...], torch.dtype]] = {
@@ -265,28 +275,6 @@ def test_macs_backward_against_flop_counter_mode_on_the_zoo(name: str) -> None:
     assert backward(model, image).total.backward_flops == expected
 
 
-def _floats(obj: Any) -> list[Tensor]:
-    """The floating-point tensors inside a model output that require grad, nested
-    (ModelOutput is a dict; CLIP nests the text and vision outputs)."""
-    if isinstance(obj, Tensor):
-        return [obj] if obj.is_floating_point() and obj.requires_grad else []
-    if isinstance(obj, tuple | list):
-        return [t for item in obj for t in _floats(item)]
-    if isinstance(obj, dict):
-        return [t for item in obj.values() for t in _floats(item)]
-    return []
-
-
-def flop_counter_backward_kwargs(model: nn.Module, inputs: dict[str, Tensor]) -> int:
-    """FlopCounterMode's backward FLOPs of the sum of every float output, keyword inputs."""
-    with sdpa_kernel([SDPBackend.MATH]):
-        loss = sum(t.sum() for t in _floats(model(**inputs)))
-        leaves = [p for p in model.parameters() if p.requires_grad]
-        with FlopCounterMode(display=False) as counter:
-            torch.autograd.grad(loss, leaves)
-    return counter.get_total_flops()
-
-
 @pytest.mark.parametrize("name", ZOO_TRANSFORMERS)
 def test_macs_backward_against_flop_counter_mode_on_the_transformers_zoo(name: str) -> None:
     # Mixtral's experts run _grouped_mm, forward and backward, which FlopCounterMode
@@ -295,7 +283,7 @@ def test_macs_backward_against_flop_counter_mode_on_the_transformers_zoo(name: s
     factory, make_inputs = ZOO_TRANSFORMERS[name]
     reference = mixtral_eager() if name == "mixtral" else factory()
     inputs = make_inputs()
-    expected = flop_counter_backward_kwargs(reference, inputs)
+    expected = flop_counter_backward(reference, **inputs)
     assert expected > 0 and expected % 2 == 0
     got = measure(factory(), counting="macs", training=True, **inputs).total.backward_flops
     assert got == expected // 2
